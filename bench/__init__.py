@@ -1,0 +1,1 @@
+"""Latency, memory, size and accuracy-after-export per format (installed as ``edge.bench``)."""

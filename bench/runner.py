@@ -1,0 +1,153 @@
+"""Run the benchmark: every artifact x thread count, each in its own process, interleaved and repeated."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from tqdm import tqdm
+
+from edge.bench.fingerprint import fingerprint
+from edge.errors import EdgeError
+from edge.formats import FORMATS
+from edge.manifest import read_manifest
+
+
+@dataclass
+class Row:
+    family: str
+    format: str
+    threads: int
+    status: str  # ok | failed
+    reason: str = ""
+    artifact: str = ""
+    size_mb: float = 0.0
+    trained: bool = False
+    load_ms: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    fps: float | None = None
+    peak_rss_mb: float | None = None
+    backend: str = ""
+    accuracy: dict[str, Any] | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+    repeats: list[float] = field(default_factory=list)
+
+
+def find_artifacts(root: Path, families: list[str], formats: list[str]) -> list[tuple[str, str, Path]]:
+    """(family, format, artifact) for each manifest under root/<family>/ that matches the filters."""
+    found = []
+    for fam in families:
+        for man in sorted((root / fam).glob("*.json")):
+            try:
+                artifact, m = read_manifest(man)
+            except EdgeError:
+                continue
+            if m.format in formats:
+                found.append((fam, m.format, artifact))
+    order = {f: i for i, f in enumerate(FORMATS)}
+    return sorted(found, key=lambda t: (families.index(t[0]), order.get(t[1], 99)))
+
+
+def run_worker(artifact: Path, threads: int, runs: int, seconds: float, evaluate: bool, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "edge.bench.worker", str(artifact), "--threads", str(threads),
+           "--runs", str(runs), "--seconds", str(seconds)] + (["--eval"] if evaluate else [])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker exited {proc.returncode}: {tail[:300]}"}
+    return json.loads(lines[-1])
+
+
+def run_bench(root: Path, families: list[str], formats: list[str], threads: list[int], runs: int = 50,
+              repeats: int = 3, seconds: float = 5.0, timeout: float = 300.0, show_progress: bool = True
+              ) -> dict[str, Any]:
+    """Measure every (artifact, threads); repeats interleave formats so drift hits all alike."""
+    items = find_artifacts(root, families, formats)
+    if not items:
+        raise EdgeError(f"no exported artifacts under {root} for {families} / {formats}: run 'edge export' first")
+    rows: dict[tuple[str, str, int], Row] = {}
+    results: dict[tuple[str, str, int], list[dict]] = {}
+    jobs = [(fam, fmt, art, t) for fam, fmt, art in items for t in threads]
+    for fam, fmt, art, t in jobs:
+        _, man = read_manifest(art)
+        rows[(fam, fmt, t)] = Row(fam, fmt, t, "ok", artifact=str(art), size_mb=round(man.size_bytes / 1e6, 3),
+                                  trained=man.trained, parity=man.parity)
+    bar = tqdm(total=len(jobs) * repeats, desc="bench", unit="run", disable=not show_progress, file=sys.stderr)
+    for rep in range(repeats):
+        for fam, fmt, art, t in jobs:
+            bar.set_postfix_str(f"{fam}/{fmt} x{t}")
+            evaluate = rep == 0 and t == threads[0]
+            results.setdefault((fam, fmt, t), []).append(run_worker(art, t, runs, seconds, evaluate, timeout))
+            bar.update(1)
+    bar.close()
+    for key, res in results.items():
+        row = rows[key]
+        good = [r for r in res if "error" not in r]
+        if not good:
+            row.status, row.reason = "failed", res[0]["error"]
+            continue
+        row.repeats = [r["p50_ms"] for r in good]
+        best = sorted(good, key=lambda r: r["p50_ms"])[len(good) // 2]  # the median repeat
+        row.p50_ms = round(median(row.repeats), 4)
+        row.p90_ms, row.p99_ms = best["p90_ms"], best["p99_ms"]
+        row.fps = round(1000.0 / row.p50_ms, 2)
+        row.load_ms = round(median(r["load_ms"] for r in good), 2)
+        row.peak_rss_mb = max(r["peak_rss_mb"] for r in good)
+        row.backend = good[0]["backend"]
+        row.accuracy = next((r.get("accuracy") for r in good if r.get("accuracy")), None)
+    out_rows = [asdict(r) for r in rows.values()]
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": fingerprint(),
+        "settings": {"threads": threads, "runs": runs, "repeats": repeats, "batch": 1},
+        "rows": out_rows,
+        "recommendations": recommend(out_rows),
+    }
+
+
+def recommend(rows: list[dict], accuracy_budget: float = 0.01) -> list[dict]:
+    """Per family and thread count: the fastest artifact within the accuracy budget.
+
+    Budget: top-1 no more than ``accuracy_budget`` below the best measured format of the family;
+    where accuracy cannot be measured, the artifact's parity must be within tolerance.
+    """
+    out = []
+    keys = sorted({(r["family"], r["threads"]) for r in rows})
+    for fam, t in keys:
+        cand = [r for r in rows if r["family"] == fam and r["threads"] == t and r["status"] == "ok"
+                and r["format"] != "torch"]
+        if not cand:
+            continue
+        accs = [r["accuracy"]["value"] for r in cand if r.get("accuracy")]
+        best_acc = max(accs) if accs else None
+
+        def eligible(r: dict) -> bool:
+            if best_acc is not None and r.get("accuracy"):
+                return r["accuracy"]["value"] >= best_acc - accuracy_budget
+            return bool(r.get("parity", {}).get("within_tolerance", False))
+
+        ok = [r for r in cand if eligible(r)] or cand
+        pick = min(ok, key=lambda r: r["p50_ms"])
+        fastest = min(cand, key=lambda r: r["p50_ms"])
+        torch_row = next((r for r in rows if r["family"] == fam and r["threads"] == t and r["format"] == "torch"
+                          and r["status"] == "ok"), None)
+        out.append({
+            "family": fam, "threads": t, "format": pick["format"], "artifact": pick["artifact"],
+            "p50_ms": pick["p50_ms"], "fastest_format": fastest["format"],
+            "vs_fastest": round(pick["p50_ms"] / fastest["p50_ms"], 3),
+            "speedup_vs_torch": round(torch_row["p50_ms"] / pick["p50_ms"], 2) if torch_row else None,
+            "basis": "accuracy" if best_acc is not None else "parity",
+        })
+    return out

@@ -1,0 +1,328 @@
+"""The ``edge`` command line: export, verify, bench, train, and the main job (``edge pipeline``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.errors import EdgeError
+from edge.families import FAMILIES, get_family, parse_families
+from edge.formats import FORMATS, parse_formats
+
+DEFAULT_ARTIFACTS = Path("artifacts")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _threads(text: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EdgeError(f"--threads takes a comma list of integers, got '{text}'") from None
+    if not vals or min(vals) < 1:
+        raise EdgeError("--threads values must be >= 1")
+    return vals
+
+
+# ---------------------------------------------------------------- commands
+def cmd_families(a: argparse.Namespace) -> int:
+    rows = [{"family": f.name, "title": f.title, "kind": f.kind, "task": f.task,
+             "input": f.input_spec().shape, "dataset": f.dataset, "paper": f.paper} for f in FAMILIES.values()]
+    if a.json:
+        _print_json(rows)
+    else:
+        from edge.bench.report import plain_table
+
+        print(plain_table(["Family", "Task", "Input", "Data", "Paper"],
+                          [[r["family"], r["task"], str(r["input"]), r["dataset"], r["paper"]] for r in rows]))
+    return 0
+
+
+def cmd_formats(a: argparse.Namespace) -> int:
+    rows = [{"format": f.name, "suffix": f.suffix, "int8": f.int8, "families": list(f.kinds), "extra": f.extra,
+             "export_needs": list(f.export_needs), "run_needs": list(f.run_needs),
+             "installed": not f.missing(True) and not f.missing(False), "description": f.description}
+            for f in FORMATS.values()]
+    if a.json:
+        _print_json(rows)
+    else:
+        from edge.bench.report import plain_table
+
+        print(plain_table(["Format", "Suffix", "int8", "For", "Installed", "Description"],
+                          [[r["format"], r["suffix"], "yes" if r["int8"] else "", "/".join(r["families"]),
+                            "yes" if r["installed"] else f"no: pip install 'edge[{r['extra']}]'", r["description"]]
+                           for r in rows]))
+    return 0
+
+
+def _resolve_targets(target: str) -> list[tuple[Any, Path | None]]:
+    """A family name, 'all', a comma list, or a checkpoint file -> [(family, checkpoint)]."""
+    p = Path(target)
+    if p.suffix in (".pt", ".pkl") or p.exists():
+        try:
+            from edge.models.checkpoint import read_checkpoint
+        except ImportError:
+            raise EdgeError("exporting a checkpoint needs torch: pip install 'edge[export]'") from None
+        payload = read_checkpoint(p)
+        return [(get_family(payload["family"]), p)]
+    from edge.export.reference import default_checkpoint
+
+    return [(f, default_checkpoint(f)) for f in parse_families(target)]
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    formats = parse_formats(a.formats, include_torch=True)
+    try:
+        from edge.export.pipeline import export_family
+    except ImportError as exc:
+        raise EdgeError(f"export needs the export extra ({exc.name} missing): pip install 'edge[export]'") from None
+    from tqdm import tqdm
+
+    targets = _resolve_targets(a.target)
+    results = []
+    total = sum(len([f for f in formats if fam.kind in f.kinds]) for fam, _ in targets)
+    with tqdm(total=total, desc="export", unit="artifact", disable=a.json or a.quiet, file=sys.stderr) as bar:
+        for fam, ckpt in targets:
+            if fam.kind == "tree" and ckpt is None:
+                _auto_train_tree(a)
+                from edge.export.reference import default_checkpoint
+
+                ckpt = default_checkpoint(fam)
+            bar.set_postfix_str(fam.name)
+            results += export_family(fam, formats, Path(a.out), ckpt, a.imgsz, a.calib, a.verify_n, progress=bar)
+    rows = [r.__dict__ for r in results if r.status != "skipped"]
+    if a.json:
+        _print_json(rows)
+    else:
+        from edge.bench.report import plain_table
+
+        print(plain_table(
+            ["Family", "Format", "Status", "Size MB", "Parity", "Seconds", "Artifact / reason"],
+            [[r["family"], r["format"], r["status"], f"{r['size_bytes'] / 1e6:.2f}" if r["size_bytes"] else "",
+              _parity_text(r["parity"]), f"{r['seconds']:.1f}", r["artifact"] if r["status"] == "ok" else r["reason"]]
+             for r in rows]))
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        print(f"edge: {len(failed)} of {len(rows)} exports failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _auto_train_tree(a: argparse.Namespace) -> None:
+    from edge.models.train_tree import train_trail
+
+    if not getattr(a, "quiet", False):
+        print("trail: no trained tree in runs/trail; training it first (a few seconds)", file=sys.stderr)
+    train_trail()
+
+
+def _parity_text(p: dict) -> str:
+    if not p:
+        return ""
+    if "top1_agreement" in p and p.get("max_abs_diff", 1) > 0:
+        return f"top1 {p['top1_agreement']:.3f} rel {p['rel_max_diff']:.1e}"
+    if p.get("max_abs_diff") == 0:
+        return "bit-exact" + (" (+MicroPython)" if "micropython" in p else "")
+    return f"cos {p.get('cosine_min', 0):.5f} rel {p.get('rel_max_diff', 0):.1e}"
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    try:
+        from edge.export.pipeline import verify_artifact
+    except ImportError as exc:
+        raise EdgeError(f"verify needs the reference model ({exc.name} missing): pip install 'edge[export]'") from None
+    p = verify_artifact(Path(a.artifact), a.n)
+    if a.json:
+        _print_json(p)
+    else:
+        for k, v in p.items():
+            print(f"{k:18s} {v}")
+    if not p["within_tolerance"]:
+        print(f"edge: {a.artifact} is out of tolerance: {'; '.join(p['broken'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from edge.manifest import read_manifest
+
+    _, man = read_manifest(Path(a.artifact), check_hash=True)
+    _print_json(man.to_dict())
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from edge.bench.report import REC_HEADER, recommendations_rows, table_rows, COLUMNS, plain_table, write_report
+    from edge.bench.runner import run_bench
+
+    fams = [f.name for f in parse_families(a.families)]
+    fmts = [f.name for f in parse_formats(a.formats, include_torch=True)]
+    result = run_bench(Path(a.artifacts), fams, fmts, _threads(a.threads), a.runs, a.repeats, a.seconds,
+                       show_progress=not a.json)
+    paths = write_report(result, Path(a.out), a.name)
+    if a.json:
+        _print_json(result)
+    else:
+        print(plain_table(COLUMNS, table_rows(result)))
+        print()
+        print(plain_table(REC_HEADER, recommendations_rows(result)))
+        print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_bench_compare(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="edge bench compare",
+                                 description="Two benchmark JSON files side by side as ratios (B/A < 1: B faster).")
+    ap.add_argument("a", type=Path)
+    ap.add_argument("b", type=Path)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    from edge.bench.report import compare, device_line, load_result, plain_table
+
+    ra, rb = load_result(a.a), load_result(a.b)
+    header, rows = compare(ra, rb)
+    if a.json:
+        _print_json([dict(zip(header, r)) for r in rows])
+    else:
+        print(f"A: {device_line(ra)}\nB: {device_line(rb)}\n")
+        print(plain_table(header, rows))
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    fam = get_family(a.family)
+    if fam.name == "trail":
+        from edge.models.train_tree import train_trail
+
+        m = train_trail(Path(a.data) if a.data else None, Path(a.out or "runs/trail"), a.label)
+        if a.json:
+            _print_json(m)
+        else:
+            for lab in ("rule", "outcome"):
+                for split in ("chronological", "random_8_2"):
+                    s = m[lab][split]
+                    print(f"{lab:8s} {split:14s} accuracy {s['accuracy']:.4f}  F1(Berbahaya) {s['f1_berbahaya']:.4f}"
+                          f"  n={s['n_test']}")
+            print(f"dropped rows: {m['dropped']}; saved runs/trail/best.pkl")
+        return 0
+    raise EdgeError(f"training '{fam.name}' is not built yet (see the training issue); "
+                    "'edge export' uses a documented random init until then")
+
+
+def cmd_pipeline(a: argparse.Namespace) -> int:
+    """The main job: export every family to every format, verify, benchmark, print and save."""
+    ns = argparse.Namespace(target=a.families, formats=a.formats, out=a.artifacts, imgsz=None, calib=a.calib,
+                            verify_n=16, json=False, quiet=False)
+    rc_export = cmd_export(ns)
+    bench_ns = argparse.Namespace(families=a.families, formats=a.formats, artifacts=a.artifacts, threads=a.threads,
+                                  runs=a.runs, repeats=a.repeats, seconds=a.seconds, out=a.out, name=a.name,
+                                  json=False)
+    rc_bench = cmd_bench(bench_ns)
+    return rc_export or rc_bench
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edge", description=__doc__)
+    ap.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    p = sub.add_parser("families", help="list the model families")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_families)
+
+    p = sub.add_parser("formats", help="list the export formats and whether their packages are installed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_formats)
+
+    p = sub.add_parser("export", help="export a family (or a checkpoint) to edge formats, with parity checks")
+    p.add_argument("target", help="family name, comma list, 'all', or a checkpoint file (.pt/.pkl)")
+    p.add_argument("--formats", default="all", help=f"comma list or 'all' ({', '.join(FORMATS)})")
+    p.add_argument("--out", default=str(DEFAULT_ARTIFACTS), help="output folder (default: artifacts)")
+    p.add_argument("--imgsz", type=int, default=None, help="square input size (default: the family's)")
+    p.add_argument("--calib", type=int, default=200, help="calibration images for int8 (default 200)")
+    p.add_argument("--verify-n", type=int, default=16, help="inputs for the parity check (default 16)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("verify", help="re-check an artifact's parity against its source model")
+    p.add_argument("artifact")
+    p.add_argument("-n", type=int, default=16, help="number of inputs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("info", help="print an artifact's manifest (and check its sha256)")
+    p.add_argument("artifact")
+    p.set_defaults(fn=cmd_info)
+
+    p = sub.add_parser("bench", help="benchmark exported artifacts; 'edge bench compare A.json B.json' compares")
+    _bench_args(p)
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("train", help="train a family (trail now; the image families follow)")
+    p.add_argument("family", choices=list(FAMILIES))
+    p.add_argument("--data", help="data file or folder (default: under EDGE_DATA)")
+    p.add_argument("--out", help="run folder (default runs/<family>)")
+    p.add_argument("--label", default="rule", choices=["rule", "outcome"], help="trail: label definition to deploy")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("pipeline", help="the main job: export all families to all formats, verify, benchmark")
+    p.add_argument("--families", default="all")
+    p.add_argument("--formats", default="all")
+    p.add_argument("--calib", type=int, default=200)
+    _bench_args(p, with_filters=False)
+    p.set_defaults(fn=cmd_pipeline)
+    return ap
+
+
+def _bench_args(p: argparse.ArgumentParser, with_filters: bool = True) -> None:
+    if with_filters:
+        p.add_argument("--families", default="all")
+        p.add_argument("--formats", default="all", help="comma list or 'all' (torch included)")
+        p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS), help="folder of exported artifacts")
+    p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs per measurement (default 50)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats, each in a new process (default 3)")
+    p.add_argument("--seconds", type=float, default=5.0, help="time cap per measurement (default 5)")
+    p.add_argument("--out", default="bench_results", help="folder for JSON/Markdown/PNG (default bench_results)")
+    p.add_argument("--name", default="bench", help="file stem (default bench)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rest = [x for x in argv if x not in ("-v", "--verbose")]
+        if rest[:2] == ["bench", "compare"]:
+            return cmd_bench_compare(rest[2:])
+        ap = build_parser()
+        a = ap.parse_args(argv)
+        if not getattr(a, "fn", None):
+            ap.print_help()
+            return 2
+        return a.fn(a)
+    except EdgeError as exc:
+        print(f"edge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one line, the traceback only with -v
+        if verbose:
+            raise
+        print(f"edge: error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

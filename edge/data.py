@@ -1,0 +1,238 @@
+"""Find the shared data sets, read images, split without leaks, preprocess by manifest (no torch).
+
+Training, export calibration and the benchmark's accuracy column all take their splits from
+here, so a test image never becomes a calibration or training image.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import EdgeError, InputError
+from edge.manifest import InputSpec
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def data_root() -> Path:
+    """``$EDGE_DATA``, else ``../shared/data`` next to the checkout, else next to the cwd."""
+    env = os.environ.get("EDGE_DATA")
+    if env:
+        return Path(env)
+    beside_repo = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return beside_repo if beside_repo.exists() else Path.cwd().parent / "shared" / "data"
+
+
+@dataclass
+class Sample:
+    path: Path
+    label: int
+    group: str  # samples of one group (person, photo, frame block) stay on one side of a split
+
+
+@dataclass
+class Split:
+    """Samples per split name plus what was skipped and why."""
+
+    classes: list[str]
+    parts: dict[str, list[Sample]]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> list[Sample]:
+        return self.parts[name]
+
+
+def _stable_fraction(key: str, salt: str = "edge") -> float:
+    """A deterministic number in [0, 1) from a string (same on every machine)."""
+    return int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:8], 16) / 2**32
+
+
+def _assign(groups: Iterable[str], fractions: dict[str, float], salt: str) -> dict[str, str]:
+    """Map each group to a split by a stable hash, in the given proportions."""
+    order = list(fractions.items())
+    out = {}
+    for g in groups:
+        r, acc = _stable_fraction(g, salt), 0.0
+        for name, frac in order:
+            acc += frac
+            if r < acc:
+                out[g] = name
+                break
+        else:
+            out[g] = order[-1][0]
+    return out
+
+
+def list_image_folder(root: Path) -> tuple[list[str], list[Sample], dict[str, int]]:
+    """A user's folder with one subfolder per class -> classes and samples (group = file stem)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgeError(f"data folder not found: {root}")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise EdgeError(f"{root} has no class subfolders (expected {root}/<class>/<image>)")
+    samples, skipped = [], {}
+    for i, c in enumerate(classes):
+        files = sorted(p for p in (root / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            skipped[f"empty class folder {c}"] = 1
+        samples += [Sample(p, i, p.stem) for p in files]
+    if not samples:
+        raise EdgeError(f"no images under {root}")
+    return classes, samples, skipped
+
+
+def _block_of(stem: str, size: int = 20) -> str:
+    """Frames numbered close together are near-duplicates: group them in blocks."""
+    m = re.match(r"^(.*?)(\d+)$", stem)
+    return f"{m.group(1)}#{int(m.group(2)) // size}" if m else stem
+
+
+def split_family(family: str, root: Path | None = None, fractions: dict[str, float] | None = None) -> Split:
+    """The leak-free split for each shared data set (see each function's rule)."""
+    root = Path(root) if root else data_root()
+    if family == "face":
+        return _split_faces(root / "faces" / "orl")
+    if family == "asl":
+        return _split_grouped(root / "asl" / "kaggle_alphabet", fractions, block=True, salt="asl")
+    if family == "fer":
+        return _split_fer(root / "fer2013")
+    if family == "tomato":
+        return _split_tomato(root / "tomato" / "laboro_big", fractions)
+    raise EdgeError(f"no image data set for family '{family}'")
+
+
+def _split_faces(root: Path, test_people: int = 10) -> Split:
+    """Hold out whole identities: the last ``test_people`` (by number) never appear in training."""
+    if not root.is_dir():
+        raise EdgeError(f"face data not found: {root}")
+    people = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: int(re.sub(r"\D", "", d.name) or 0))
+    classes = [d.name for d in people]
+    parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for i, d in enumerate(people):
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        part = "test" if i >= len(people) - test_people else ("val" if i >= len(people) - test_people - 4 else "train")
+        parts[part] += [Sample(p, i, d.name) for p in files]
+    return Split(classes, parts)
+
+
+def _split_grouped(root: Path, fractions: dict[str, float] | None, block: bool, salt: str) -> Split:
+    classes, samples, skipped = list_image_folder(root)
+    fractions = fractions or {"train": 0.7, "val": 0.15, "test": 0.15}
+    for s in samples:
+        s.group = f"{classes[s.label]}/{_block_of(s.path.stem) if block else s.path.stem}"
+    where = _assign({s.group for s in samples}, fractions, salt)
+    parts: dict[str, list[Sample]] = {k: [] for k in fractions}
+    for s in samples:
+        parts[where[s.group]].append(s)
+    return Split(classes, parts, skipped)
+
+
+def _split_fer(root: Path) -> Split:
+    """The official FER2013 usage: Training / PublicTest (val) / PrivateTest (test)."""
+    from edge.families import FER_CLASSES
+
+    parts: dict[str, list[Sample]] = {}
+    for part in ("train", "val", "test"):
+        d = root / part
+        if not d.is_dir():
+            raise EdgeError(f"FER2013 split not found: {d}")
+        parts[part] = [
+            Sample(p, i, f"{part}/{c}/{p.stem}")
+            for i, c in enumerate(FER_CLASSES)
+            for p in sorted((d / c).glob("*.png"))
+        ]
+    return Split(list(FER_CLASSES), parts)
+
+
+def _split_tomato(root: Path, fractions: dict[str, float] | None) -> Split:
+    """Split by source photo, and keep time-adjacent photos (IMG_0983..IMG_0992) together too."""
+    from edge.families import TOMATO_CLASSES
+
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        raise EdgeError(f"tomato manifest not found: {manifest}")
+    fractions = fractions or {"train": 0.7, "val": 0.15, "test": 0.15}
+    samples, skipped = [], {}
+    with open(manifest, newline="") as fh:
+        for rec in csv.DictReader(fh):
+            if rec["label"] not in TOMATO_CLASSES:
+                skipped[f"unknown label {rec['label']}"] = skipped.get(f"unknown label {rec['label']}", 0) + 1
+                continue
+            path = root / rec["file"]
+            if not path.exists():
+                skipped["file listed but missing"] = skipped.get("file listed but missing", 0) + 1
+                continue
+            photo = Path(rec["source_image"]).name.split("_jpg")[0]
+            samples.append(Sample(path, TOMATO_CLASSES.index(rec["label"]), _block_of(photo, 10)))
+    where = _assign({s.group for s in samples}, fractions, "tomato")
+    parts: dict[str, list[Sample]] = {k: [] for k in fractions}
+    for s in samples:
+        parts[where[s.group]].append(s)
+    return Split(list(TOMATO_CLASSES), parts, skipped)
+
+
+def read_image(path: Path | str, color: str) -> np.ndarray:
+    """Read an image as uint8 gray (H, W) or RGB (H, W, 3); corrupt files raise InputError."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).exists() else None
+    if data is None:
+        raise InputError(f"image not found: {path}")
+    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"cannot decode image {path} (corrupt or not an image)")
+    return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def to_tensor(images: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """uint8 images (gray HxW or RGB HxWx3, any size) -> the float NCHW batch the spec describes."""
+    if spec.layout != "NCHW":
+        raise InputError("to_tensor() is for image models")
+    h, w = spec.resize or spec.shape[2:]
+    c = spec.shape[1]
+    out = np.empty((len(images), c, h, w), dtype=np.float32)
+    mean = np.asarray(spec.mean or [0.0] * c, dtype=np.float32).reshape(c, 1, 1)
+    std = np.asarray(spec.std or [1.0] * c, dtype=np.float32).reshape(c, 1, 1)
+    for i, img in enumerate(images):
+        if img is None or img.size == 0:
+            raise InputError(f"image {i} is empty")
+        if c == 1 and img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        elif c == 3 and img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+        img = cv2.resize(img, (w, h), interpolation=interp)
+        x = img.astype(np.float32) * spec.scale
+        x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+        out[i] = (x - mean) / std
+    return out
+
+
+def load_batch(samples: Sequence[Sample], spec: InputSpec) -> tuple[np.ndarray, np.ndarray, int]:
+    """Read and preprocess samples; unreadable files are skipped and counted."""
+    images, labels, bad = [], [], 0
+    for s in samples:
+        try:
+            images.append(read_image(s.path, spec.color))
+            labels.append(s.label)
+        except InputError:
+            bad += 1
+    if not images:
+        raise EdgeError("none of the images could be read")
+    return to_tensor(images, spec), np.asarray(labels, dtype=np.int64), bad
+
+
+def take_spread(samples: Sequence[Sample], n: int) -> list[Sample]:
+    """Up to n samples spread evenly over the (class-sorted) list: every class gets its share."""
+    if n >= len(samples):
+        return list(samples)
+    idx = np.linspace(0, len(samples) - 1, n).round().astype(int)
+    return [samples[i] for i in idx]

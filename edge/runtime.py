@@ -1,0 +1,311 @@
+"""One ``load(path)`` for every edge format; ``predict(batch)`` whatever the backend.
+
+Backends: onnxruntime (.onnx), LiteRT (.tflite: ``ai_edge_litert``, then ``tflite_runtime``,
+then ``tensorflow.lite``), ncnn (folder with ``model.ncnn.param``/``.bin``), the decision tree
+as m2cgen C (compiled with the system C compiler, called through ctypes) or m2cgen Python /
+MicroPython source, and torch checkpoints as the reference.  This module never imports torch
+unless a torch checkpoint is loaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EdgeError, InputError, MissingDependency
+from edge.manifest import Manifest, read_manifest
+
+
+class Model:
+    """A loaded artifact: ``predict(batch) -> np.ndarray`` plus its manifest."""
+
+    backend = "base"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        self.artifact = artifact
+        self.manifest = manifest
+        self.threads = threads
+
+    # ------------------------------------------------------------------ public
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return tuple(self.manifest.input.shape)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a batch shaped like the manifest's input spec."""
+        batch = self._check(batch)
+        return np.asarray(self._run(batch))
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        m = self.manifest
+        return f"<{type(self).__name__} {m.family}/{m.format} {self.artifact.name}>"
+
+    # ---------------------------------------------------------------- internal
+    def _check(self, batch: Any) -> np.ndarray:
+        spec = self.manifest.input
+        want = tuple(spec.shape)
+        expected = "(" + ", ".join("N" if d is None else str(d) for d in want) + ")"
+        if not isinstance(batch, np.ndarray):
+            raise InputError(f"predict() expects a numpy array shaped {expected}, got {type(batch).__name__}")
+        if batch.ndim == len(want) - 1 and batch.shape == tuple(want[1:]):
+            batch = batch[None]
+        if batch.ndim != len(want) or any(w is not None and w != g for w, g in zip(want, batch.shape)):
+            raise InputError(
+                f"{self.manifest.family}/{self.manifest.format} expects input shape {expected} "
+                f"{spec.dtype}, got {tuple(batch.shape)} {batch.dtype}"
+            )
+        if batch.shape[0] == 0:
+            raise InputError("predict() got an empty batch")
+        if batch.dtype != np.dtype(spec.dtype):
+            if not np.issubdtype(batch.dtype, np.number):
+                raise InputError(f"expected {spec.dtype} input, got {batch.dtype}")
+            batch = batch.astype(spec.dtype)
+        if not np.all(np.isfinite(batch)):
+            raise InputError("input contains NaN or infinite values")
+        return np.ascontiguousarray(batch)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------- ONNX
+class OnnxModel(Model):
+    backend = "onnxruntime"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        super().__init__(artifact, manifest, threads)
+        ort = _require("onnxruntime", "runtime", "the ONNX backend")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(artifact), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EdgeError(f"cannot load {artifact.name} with onnxruntime: {_first_line(exc)}") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+# ------------------------------------------------------------------- LiteRT
+def _tflite_interpreter_class() -> Any:
+    for mod, attr in (
+        ("ai_edge_litert.interpreter", "Interpreter"),
+        ("tflite_runtime.interpreter", "Interpreter"),
+        ("tensorflow.lite", "Interpreter"),
+    ):
+        try:
+            return getattr(importlib.import_module(mod), attr)
+        except ImportError:
+            continue
+    raise MissingDependency("ai-edge-litert", "runtime", "the TFLite backend (or tflite-runtime on a Pi)")
+
+
+class TFLiteModel(Model):
+    backend = "litert"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        super().__init__(artifact, manifest, threads)
+        interpreter_cls = _tflite_interpreter_class()
+        self.backend = interpreter_cls.__module__.split(".")[0]
+        try:
+            self.interp = interpreter_cls(model_path=str(artifact), num_threads=threads)
+            self.interp.allocate_tensors()
+        except Exception as exc:
+            raise EdgeError(f"cannot load {artifact.name} with LiteRT: {_first_line(exc)}") from None
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+        self.fixed_batch = int(self.inp["shape"][0])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        scale, zero = self.inp.get("quantization", (0.0, 0))
+        if self.inp["dtype"] != np.float32 and scale:
+            x = np.clip(np.round(x / scale + zero), *_int_range(self.inp["dtype"])).astype(self.inp["dtype"])
+        self.interp.set_tensor(self.inp["index"], x)
+        self.interp.invoke()
+        y = self.interp.get_tensor(self.out["index"])
+        oscale, ozero = self.out.get("quantization", (0.0, 0))
+        if self.out["dtype"] != np.float32 and oscale:
+            y = (y.astype(np.float32) - ozero) * oscale
+        return y.copy()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] == self.fixed_batch:
+            return self._invoke(batch)
+        # Converted graphs have a fixed batch: run the batch in pieces of that size.
+        outs = [self._invoke(batch[i : i + 1]) for i in range(batch.shape[0])] if self.fixed_batch == 1 else None
+        if outs is None:
+            raise InputError(f"this .tflite was exported with batch {self.fixed_batch}")
+        return np.concatenate(outs, axis=0)
+
+
+def _int_range(dtype: Any) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+# --------------------------------------------------------------------- ncnn
+class NcnnModel(Model):
+    backend = "ncnn"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        super().__init__(artifact, manifest, threads)
+        ncnn = _require("ncnn", "runtime", "the NCNN backend")
+        self._ncnn = ncnn
+        self.net = ncnn.Net()
+        self.net.opt.num_threads = threads
+        self.net.opt.use_vulkan_compute = False
+        param, weights = artifact / "model.ncnn.param", artifact / "model.ncnn.bin"
+        if not param.exists() or not weights.exists():
+            raise EdgeError(f"{artifact} must hold model.ncnn.param and model.ncnn.bin")
+        if self.net.load_param(str(param)) != 0 or self.net.load_model(str(weights)) != 0:
+            raise EdgeError(f"cannot load the NCNN model in {artifact} (corrupt param/bin?)")
+        self.in_name = manifest.io_names.get("input", "in0")
+        self.out_name = manifest.io_names.get("output", "out0")
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for x in batch:
+            ex = self.net.create_extractor()
+            ex.input(self.in_name, self._ncnn.Mat(np.ascontiguousarray(x)).clone())
+            ret, y = ex.extract(self.out_name)
+            if ret != 0:
+                raise EdgeError(f"ncnn failed to run {self.artifact.name} (code {ret})")
+            outs.append(np.array(y).reshape(-1))
+        return np.stack(outs)
+
+
+# --------------------------------------------------------- decision tree (C)
+def compile_tree_c(source: Path, out_dir: Path | None = None) -> Path:
+    """Compile m2cgen C into a shared library (cached by source hash)."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        raise EdgeError("the C tree backend needs a C compiler (apt-get install gcc)")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    out_dir = out_dir or Path(tempfile.gettempdir()) / "edge-tree-cache"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lib = out_dir / f"{source.stem}-{digest}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+        proc = subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(source)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise EdgeError(f"cannot compile {source.name}: {proc.stderr.strip().splitlines()[-1:]}")
+        os.replace(tmp, lib)
+    return lib
+
+
+class TreeCModel(Model):
+    backend = "c"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        super().__init__(artifact, manifest, threads)
+        self.lib = ctypes.CDLL(str(compile_tree_c(artifact)))
+        self.fn = self.lib.score
+        self.fn.restype = None
+        self.fn.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double)]
+        self.n_out = len(manifest.classes)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(batch, dtype=np.float64)
+        out = np.zeros((rows.shape[0], self.n_out), dtype=np.float64)
+        dptr = ctypes.POINTER(ctypes.c_double)
+        for i in range(rows.shape[0]):
+            self.fn(rows[i].ctypes.data_as(dptr), out[i].ctypes.data_as(dptr))
+        return out
+
+
+# ------------------------------------------------- decision tree (Python/MPy)
+class TreePythonModel(Model):
+    backend = "python"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        super().__init__(artifact, manifest, threads)
+        namespace: dict[str, Any] = {}
+        try:
+            exec(compile(artifact.read_text(), str(artifact), "exec"), namespace)  # noqa: S102 - our own artifact
+        except SyntaxError as exc:
+            raise EdgeError(f"{artifact.name} is not valid Python: {exc.msg} (line {exc.lineno})") from None
+        if "score" not in namespace:
+            raise EdgeError(f"{artifact.name} has no score() function")
+        self.score = namespace["score"]
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return np.array([self.score([float(v) for v in row]) for row in batch], dtype=np.float64)
+
+
+# -------------------------------------------------------- torch (reference)
+class TorchModel(Model):
+    backend = "torch"
+
+    def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
+        super().__init__(artifact, manifest, threads)
+        _require("torch", "train", "the torch reference backend")
+        from edge.models.checkpoint import load_model  # imports torch
+
+        import torch
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self.net = load_model(artifact).eval()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.net(self._torch.from_numpy(batch)).numpy()
+
+
+BACKENDS: dict[str, type[Model]] = {
+    "onnx": OnnxModel,
+    "onnx-int8": OnnxModel,
+    "tflite": TFLiteModel,
+    "tflite-int8": TFLiteModel,
+    "ncnn": NcnnModel,
+    "c": TreeCModel,
+    "micropython": TreePythonModel,
+    "python": TreePythonModel,
+    "torch": TorchModel,
+}
+
+
+def load(path: Path | str, threads: int = 1, check_hash: bool = False) -> Model:
+    """Load an artifact (or its manifest) and return a ready model."""
+    artifact, manifest = read_manifest(path, check_hash=check_hash)
+    if threads < 1:
+        raise EdgeError("threads must be >= 1")
+    cls = BACKENDS.get(manifest.format)
+    if cls is None:
+        raise EdgeError(f"unknown format '{manifest.format}' in manifest; known: {', '.join(BACKENDS)}")
+    t0 = time.perf_counter()
+    model = cls(artifact, manifest, threads)
+    model.load_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+    return model
+
+
+def _require(module: str, extra: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(module.replace("_", "-"), extra, what) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

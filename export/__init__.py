@@ -1,0 +1,1 @@
+"""Export to edge formats with parity checks (installed as ``edge.export``; needs the ``export`` extra)."""

@@ -1,0 +1,88 @@
+"""Export the trail tree to C and MicroPython; parity is bit-exact on every row of the weather data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge import runtime
+from edge.data import data_root
+from edge.errors import EdgeError
+from edge.families import Family
+from edge.formats import Format, artifact_name
+from edge.manifest import Manifest, write_manifest
+from edge.parity import check, parity
+from edge.export.reference import default_checkpoint, load_reference
+from edge.export.tree_formats import export_c, export_micropython, micropython_binary, run_on_micropython
+
+
+def weather_rows() -> tuple[np.ndarray, str]:
+    """Every valid row of the weather data, or a grid over the sensor's range when the data is absent."""
+    from edge.models.tree import load_weather
+
+    path = data_root() / "weather" / "bmkg_semarang_2017_2023.csv"
+    try:
+        table = load_weather(path)
+        return table.X, f"real: every valid row of {path.name} ({len(table.X)} rows)"
+    except EdgeError:
+        t, h, w = np.meshgrid(np.arange(15, 40, 0.5), np.arange(30, 100, 2.0), np.arange(0, 60, 3.0))
+        return np.stack([t.ravel(), h.ravel(), w.ravel()], 1), "synthetic: grid over the sensor range"
+
+
+def export_tree(family: Family, formats: list[Format], out: Path, checkpoint: Path | None,
+                progress: Any = None) -> list:
+    from edge.export.pipeline import ExportResult, base_manifest
+
+    checkpoint = checkpoint or default_checkpoint(family)
+    ref = load_reference(family, checkpoint, out, None)
+    rows, source = weather_rows()
+    expected = ref.model.predict_proba(rows)
+    results = []
+    for fmt in formats:
+        res = ExportResult(family.name, fmt.name, "failed")
+        t0 = time.perf_counter()
+        path = out / artifact_name(family.name, fmt)
+        try:
+            notes = (export_c if fmt.name == "c" else export_micropython)(ref.model, path)
+            man: Manifest = base_manifest(ref, fmt)
+            man.exporter.update(notes)
+            write_manifest(path, man)
+            got = runtime.load(path).predict(rows)
+            p = parity(expected, got, "classify")
+            p["inputs"] = source
+            if fmt.name == "micropython" and micropython_binary():
+                mp = run_on_micropython(path, rows)
+                p["micropython"] = parity(expected, mp, "classify")
+                p["micropython_interpreter"] = "MicroPython unix port"
+            broken = check(p, "exact") + (check(p["micropython"], "exact") if "micropython" in p else [])
+            p["within_tolerance"] = not broken
+            man.parity = p
+            write_manifest(path, man)
+            res.parity, res.artifact, res.size_bytes = p, str(path), man.size_bytes
+            res.status = "ok" if not broken else "failed"
+            res.reason = "" if not broken else "not bit-exact: " + "; ".join(broken)
+        except EdgeError as exc:
+            res.reason = str(exc)
+        res.seconds = round(time.perf_counter() - t0, 2)
+        results.append(res)
+        if progress is not None:
+            progress.update(1)
+    return results
+
+
+def verify_tree(artifact: Path, man: Manifest) -> dict[str, Any]:
+    from edge.models.checkpoint import load_model
+
+    estimator = load_model(Path(man.source["checkpoint"]))
+    rows, source = weather_rows()
+    expected = estimator.predict_proba(rows)
+    p = parity(expected, runtime.load(artifact).predict(rows), "classify")
+    p["inputs"] = source
+    if man.format == "micropython" and micropython_binary():
+        p["micropython"] = parity(expected, run_on_micropython(artifact, rows), "classify")
+    p["broken"] = check(p, "exact") + (check(p["micropython"], "exact") if "micropython" in p else [])
+    p["within_tolerance"] = not p["broken"]
+    return p

@@ -1,0 +1,1 @@
+"""Architectures and training (installed as ``edge.models``; needs the ``train`` extra)."""
