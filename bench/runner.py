@@ -117,6 +117,12 @@ def run_bench(root: Path, families: list[str], formats: list[str], threads: list
     }
 
 
+def _eligible(r: dict, best_acc: float | None, budget: float) -> bool:
+    if best_acc is not None and r.get("accuracy"):
+        return r["accuracy"]["value"] >= best_acc - budget
+    return bool(r.get("parity", {}).get("within_tolerance", False))
+
+
 def recommend(rows: list[dict], accuracy_budget: float = 0.01) -> list[dict]:
     """Per family and thread count: the fastest artifact within the accuracy budget.
 
@@ -133,12 +139,7 @@ def recommend(rows: list[dict], accuracy_budget: float = 0.01) -> list[dict]:
         accs = [r["accuracy"]["value"] for r in cand if r.get("accuracy")]
         best_acc = max(accs) if accs else None
 
-        def eligible(r: dict) -> bool:
-            if best_acc is not None and r.get("accuracy"):
-                return r["accuracy"]["value"] >= best_acc - accuracy_budget
-            return bool(r.get("parity", {}).get("within_tolerance", False))
-
-        ok = [r for r in cand if eligible(r)] or cand
+        ok = [r for r in cand if _eligible(r, best_acc, accuracy_budget)] or cand
         pick = min(ok, key=lambda r: r["p50_ms"])
         fastest = min(cand, key=lambda r: r["p50_ms"])
         torch_row = next((r for r in rows if r["family"] == fam and r["threads"] == t and r["format"] == "torch"

@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = measure(a.artifact, a.threads, a.runs, a.warmup, a.seconds, a.eval)
     except Exception as exc:  # reported as a failed row by the parent
-        print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}))
+        from edge.errors import EdgeError
+
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(json.dumps({"error": first if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {first}"}))
         return 1
     print(json.dumps(res))
     return 0

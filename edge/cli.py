@@ -158,7 +158,7 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from edge.bench.report import REC_HEADER, recommendations_rows, table_rows, COLUMNS, plain_table, write_report
+    from edge.bench.report import COLUMNS, REC_HEADER, plain_table, recommendations_rows, table_rows, write_report
     from edge.bench.runner import run_bench
 
     fams = [f.name for f in parse_families(a.families)]
@@ -300,7 +300,8 @@ def _bench_args(p: argparse.ArgumentParser, with_filters: bool = True) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         rest = [x for x in argv if x not in ("-v", "--verbose")]
         if rest[:2] == ["bench", "compare"]:

@@ -259,9 +259,9 @@ class TorchModel(Model):
     def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
         super().__init__(artifact, manifest, threads)
         _require("torch", "train", "the torch reference backend")
-        from edge.models.checkpoint import load_model  # imports torch
-
         import torch
+
+        from edge.models.checkpoint import load_model  # imports torch
 
         torch.set_num_threads(threads)
         self._torch = torch

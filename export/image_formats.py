@@ -70,10 +70,29 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path) -> dict
             slim = onnxslim.slim(proto)
         onnx.checker.check_model(slim, full_check=True)
         onnx.save(slim, str(out))
-        notes["simplified"] = f"onnxslim {onnxslim.__version__}: {len(proto.graph.node)} -> {len(slim.graph.node)} nodes"
+        before, after = len(proto.graph.node), len(slim.graph.node)
+        notes["simplified"] = f"onnxslim {onnxslim.__version__}: {before} -> {after} nodes"
     except ImportError:
         notes["simplified"] = "no (onnxslim not installed)"
     return notes
+
+
+def float_island(model_path: Path) -> list[str]:
+    """Nodes that compute GridSample sampling grids (the STN branch): they stay in float."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    keep: set[str] = set()
+    stack = [n.input[1] for n in graph.node if n.op_type == "GridSample" and len(n.input) > 1]
+    keep |= {n.name for n in graph.node if n.op_type == "GridSample"}
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in keep:
+            continue
+        keep.add(node.name)
+        stack.extend(node.input)
+    return sorted(keep)
 
 
 def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray) -> dict[str, str]:
@@ -93,14 +112,16 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray) -> dict[str, str]:
         pre = Path(tmp) / "pre.onnx"
         with quiet():
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+            exclude = float_island(pre)
             quantize_static(
                 str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+                nodes_to_exclude=exclude,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
     # reduce_range: 7-bit weights, so x86 CPUs without VNNI do not saturate in U8S8 (ORT's advice).
     return {"quantizer": "onnxruntime quantize_static QDQ per-channel (U8 activations, S8 7-bit weights)",
-            "calibration_images": str(len(calib))}
+            "calibration_images": str(len(calib)), "float_nodes": str(len(exclude))}
 
 
 def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, calib: np.ndarray | None = None
@@ -152,7 +173,8 @@ def export_ncnn(model: torch.nn.Module, sample: torch.Tensor, out_dir: Path) -> 
         if not param.exists():
             raise EdgeError("pnnx wrote no model.ncnn.param")
         text = param.read_text()
-        unsupported = sorted({line.split()[0] for line in text.splitlines()[2:] if line.split()[0].startswith(("F.", "torch.", "Tensor.", "pnnx."))})
+        layers = {line.split()[0] for line in text.splitlines()[2:] if line.strip()}
+        unsupported = sorted(t for t in layers if t.startswith(("F.", "torch.", "Tensor.", "pnnx.")))
         if unsupported:
             raise EdgeError(f"ncnn has no layer for: {', '.join(unsupported)}")
         out_dir.mkdir(parents=True)

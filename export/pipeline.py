@@ -16,11 +16,11 @@ import torch
 
 from edge import runtime
 from edge.errors import EdgeError, MissingDependency
+from edge.export.reference import DataSlice, Reference, image_slice, load_reference
 from edge.families import Family
 from edge.formats import Format, artifact_name
 from edge.manifest import Manifest, read_manifest, write_manifest
 from edge.parity import check, parity
-from edge.export.reference import DataSlice, Reference, image_slice, load_reference
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoi
     wanted = [f for f in formats if family.kind in f.kinds]
     for f in formats:
         if family.kind not in f.kinds:
-            results.append(ExportResult(family.name, f.name, "skipped", reason=f"not a format for {family.kind} models"))
+            results.append(ExportResult(family.name, f.name, "skipped", reason=f"not for {family.kind} models"))
     if not wanted:
         return results
 

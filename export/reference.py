@@ -72,7 +72,7 @@ def load_reference(family: Family, checkpoint: Path | None, out_dir: Path, imgsz
         warm_batchnorm(model, torch.from_numpy(calib.x[:64]))
     path = out_dir / f"{family.name}.pt"
     meta = {"trained": False, "input": spec.__dict__, "classes": family.classes,
-            "note": "random init (seed %d), BatchNorm statistics from the calibration slice" % seed}
+            "note": f"random init (seed {seed}), BatchNorm statistics from the calibration slice"}
     save_checkpoint(path, family, model, meta)
     return Reference(family, model, spec, path, False, meta)
 

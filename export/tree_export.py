@@ -11,12 +11,12 @@ import numpy as np
 from edge import runtime
 from edge.data import data_root
 from edge.errors import EdgeError
+from edge.export.reference import default_checkpoint, load_reference
+from edge.export.tree_formats import export_c, export_micropython, micropython_binary, run_on_micropython
 from edge.families import Family
 from edge.formats import Format, artifact_name
 from edge.manifest import Manifest, write_manifest
 from edge.parity import check, parity
-from edge.export.reference import default_checkpoint, load_reference
-from edge.export.tree_formats import export_c, export_micropython, micropython_binary, run_on_micropython
 
 
 def weather_rows() -> tuple[np.ndarray, str]:

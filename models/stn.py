@@ -39,8 +39,9 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     Written out so every converter takes it: ncnn has no AffineGrid layer, and older ONNX opsets
     have none either.  The sampling itself stays ``grid_sample`` (GridSample in ONNX, ncnn, LiteRT).
     """
-    xs = (torch.arange(w, dtype=theta.dtype, device=theta.device) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=theta.dtype, device=theta.device) * 2 + 1) / h - 1
+    # pixel centres (2i + 1) / n - 1; linspace keeps it float (int64 arange trips int8 observers)
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, dtype=theta.dtype, device=theta.device)
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, dtype=theta.dtype, device=theta.device)
     gx = xs.view(1, 1, w)
     gy = ys.view(1, h, 1)
     t = theta.view(-1, 6, 1, 1)
@@ -51,6 +52,10 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 class STNEfficientNet(nn.Module):
     """Optional STN, then torchvision's EfficientNet-B4 with a grayscale stem."""
+
+    # int8 exporters keep these submodules in float: sampling coordinates quantised to 8 bits
+    # move every pixel, and the STN costs little next to the backbone.
+    keep_float = ("stn",)
 
     def __init__(self, num_classes: int = 26, in_channels: int = 1, stn: bool = True) -> None:
         super().__init__()

@@ -1,0 +1,56 @@
+"""The CLI: help everywhere, one-line errors with non-zero exits, export/verify/info round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_edge
+
+
+@pytest.mark.parametrize("cmd", [[], ["export"], ["verify"], ["bench"], ["train"], ["pipeline"], ["info"],
+                                 ["families"], ["formats"], ["bench", "compare"]])
+def test_help_on_every_command(cmd):
+    proc = run_edge(*cmd, "--help")
+    assert proc.returncode == 0 and "usage: edge" in proc.stdout
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["export", "dragon"], "unknown family 'dragon'; choose from: face, asl, fer, tomato, trail"),
+    (["export", "fer", "--formats", "onnx,coreml"], "unknown format 'coreml'; choose from: torch, onnx"),
+    (["bench", "--threads", "x"], "--threads takes a comma list"),
+    (["verify", "nothing.onnx"], "artifact not found"),
+    (["train", "fer"], "not built yet"),
+])
+def test_bad_arguments_give_one_clear_line(args, pattern):
+    proc = run_edge(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert pattern in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_and_missing_checkpoints(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x00garbage")
+    proc = run_edge("export", str(bad))
+    assert proc.returncode == 2 and "corrupt or not an edge checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_edge("export", str(tmp_path / "missing.pt"))
+    assert proc.returncode == 2 and "checkpoint not found" in proc.stderr
+
+
+def test_trained_checkpoint_roundtrip_via_cli(tmp_path):
+    """train -> export the checkpoint -> verify -> info, all through the real CLI."""
+    proc = run_edge("train", "trail", "--out", str(tmp_path / "run"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows_valid"] > 2000
+    proc = run_edge("export", str(tmp_path / "run" / "best.pkl"), "--formats", "c,micropython",
+                    "--out", str(tmp_path / "art"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert {r["format"]: r["status"] for r in rows} == {"c": "ok", "micropython": "ok"}
+    proc = run_edge("verify", str(tmp_path / "art" / "trail" / "trail.c"), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["max_abs_diff"] == 0
+    proc = run_edge("info", str(tmp_path / "art" / "trail" / "trail.py"))
+    assert json.loads(proc.stdout)["format"] == "micropython"

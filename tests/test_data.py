@@ -1,0 +1,62 @@
+"""Splits never leak a group across sides; user folders, corrupt images and preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.data import data_root, list_image_folder, load_batch, read_image, split_family, to_tensor
+from edge.errors import EdgeError, InputError
+from edge.families import get_family
+
+needs = {f: pytest.mark.skipif(not (data_root() / d).exists(), reason=f"{d} not present")
+         for f, d in [("face", "faces/orl"), ("asl", "asl/kaggle_alphabet"), ("tomato", "tomato/laboro_big")]}
+
+
+@pytest.mark.parametrize("family", ["face", pytest.param("asl", marks=needs["asl"]),
+                                    pytest.param("tomato", marks=needs["tomato"])])
+def test_no_group_on_two_sides(family):
+    if family == "face" and not (data_root() / "faces/orl").exists():
+        pytest.skip("faces not present")
+    split = split_family(family)
+    sides = {name: {s.group for s in part} for name, part in split.parts.items()}
+    names = list(sides)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not sides[a] & sides[b], (family, a, b)
+    assert all(len(p) > 0 for p in split.parts.values())
+
+
+@needs["face"]
+def test_faces_hold_out_whole_people():
+    split = split_family("face")
+    assert len({s.group for s in split["test"]}) == 10
+    assert len(split["test"]) == 100
+
+
+def test_user_folder_with_corrupt_and_empty(tmp_path):
+    import cv2
+
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "dogs").mkdir()
+    (tmp_path / "empty").mkdir()
+    cv2.imwrite(str(tmp_path / "cats" / "a.png"), np.full((20, 30, 3), 200, np.uint8))
+    (tmp_path / "dogs" / "b.jpg").write_bytes(b"not a jpeg")
+    classes, samples, skipped = list_image_folder(tmp_path)
+    assert classes == ["cats", "dogs", "empty"] and len(samples) == 2
+    assert skipped == {"empty class folder empty": 1}
+    spec = get_family("tomato").input_spec(16)
+    x, y, bad = load_batch(samples, spec)
+    assert x.shape == (1, 3, 16, 16) and bad == 1 and list(y) == [0]
+    with pytest.raises(InputError, match="cannot decode"):
+        read_image(tmp_path / "dogs" / "b.jpg", "rgb")
+    with pytest.raises(EdgeError, match="no class subfolders"):
+        list_image_folder(tmp_path / "cats")
+
+
+def test_to_tensor_normalises_by_spec():
+    spec = get_family("fer").input_spec(8)
+    x = to_tensor([np.full((48, 48), 255, np.uint8), np.zeros((10, 12, 3), np.uint8)], spec)
+    assert x.shape == (2, 1, 8, 8) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0], (1 - spec.mean[0]) / spec.std[0], rtol=1e-5)
+    np.testing.assert_allclose(x[1], (0 - spec.mean[0]) / spec.std[0], rtol=1e-5)

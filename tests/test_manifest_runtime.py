@@ -1,0 +1,108 @@
+"""Manifests and the torch-free runtime: loading, shape/dtype checks, corrupt files, missing packages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge import runtime
+from edge.errors import EdgeError, InputError
+from edge.manifest import read_manifest, sha256_of
+
+
+def test_runtime_imports_without_torch():
+    code = ("import sys; import edge.runtime, edge.data, edge.manifest, edge.formats, edge.families, edge.parity;"
+            "import edge.bench.worker, edge.bench.report, edge.bench.runner;"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'sklearn')];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("fmt,path", [("onnx", "fer.onnx"), ("onnx-int8", "fer.int8.onnx"), ("tflite", "fer.tflite"),
+                                      ("tflite-int8", "fer.int8.tflite"), ("ncnn", "fer.ncnn")])
+def test_every_backend_loads_and_agrees_with_onnx(fer_artifacts, fmt, path):
+    ref = runtime.load(fer_artifacts / "fer" / "fer.onnx")
+    model = runtime.load(fer_artifacts / "fer" / path, threads=2)
+    assert model.manifest.format == fmt
+    x = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    y = model.predict(x)
+    assert y.shape == (3, 7)
+    if not fmt.endswith("int8"):
+        np.testing.assert_allclose(y, ref.predict(x), rtol=1e-3, atol=1e-3 * np.abs(ref.predict(x)).max())
+
+
+def test_manifest_has_what_the_runtime_needs(fer_artifacts):
+    artifact, man = read_manifest(fer_artifacts / "fer" / "fer.int8.onnx", check_hash=True)
+    assert man.input.shape == [None, 1, 32, 32]
+    assert man.input.color == "gray" and man.input.mean and man.input.std and man.input.resize == [32, 32]
+    assert man.classes[3] == "happy" and man.task == "classify"
+    assert man.sha256 == sha256_of(artifact)
+    assert man.calibration and man.calibration["images"] == 24
+    assert man.parity["within_tolerance"] and man.parity["n"] == 8
+    assert man.trained is False and "random init" in man.source["note"]
+    assert "onnxruntime" in man.exporter and "quantizer" in man.exporter
+
+
+def test_wrong_shape_says_what_is_expected(fer_artifacts):
+    model = runtime.load(fer_artifacts / "fer" / "fer.onnx")
+    with pytest.raises(InputError, match=r"expects input shape \(N, 1, 32, 32\) float32, got \(2, 3, 32, 32\)"):
+        model.predict(np.zeros((2, 3, 32, 32), np.float32))
+    with pytest.raises(InputError, match="NaN"):
+        model.predict(np.full((1, 1, 32, 32), np.nan, np.float32))
+    with pytest.raises(InputError, match="numpy array"):
+        model.predict([[1, 2, 3]])
+    # one unbatched image and float64 are accepted and converted
+    assert model.predict(np.zeros((1, 32, 32))).shape == (1, 7)
+
+
+def test_corrupt_artifacts_give_clear_errors(fer_artifacts, tmp_path):
+    for name in ("fer.onnx", "fer.tflite"):
+        dst = tmp_path / name
+        shutil.copy(fer_artifacts / "fer" / (name + ".json"), tmp_path / (name + ".json"))
+        dst.write_bytes(b"this is not a model" * 10)
+        with pytest.raises(EdgeError, match="cannot load"):
+            runtime.load(dst)
+        with pytest.raises(EdgeError, match="does not match the sha256"):
+            runtime.load(dst, check_hash=True)
+    nc = tmp_path / "fer.ncnn"
+    shutil.copytree(fer_artifacts / "fer" / "fer.ncnn", nc)
+    shutil.copy(fer_artifacts / "fer" / "fer.ncnn.json", tmp_path / "fer.ncnn.json")
+    (nc / "model.ncnn.param").write_text("garbage\n")
+    with pytest.raises(EdgeError, match="NCNN"):
+        runtime.load(nc)
+
+
+def test_missing_manifest_and_bad_manifest(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    with pytest.raises(EdgeError, match="no manifest"):
+        runtime.load(tmp_path / "m.onnx")
+    (tmp_path / "m.onnx.json").write_text("{not json")
+    with pytest.raises(EdgeError, match="not valid"):
+        runtime.load(tmp_path / "m.onnx")
+    with pytest.raises(EdgeError, match="artifact not found"):
+        runtime.load(tmp_path / "nothing.onnx")
+
+
+def test_missing_litert_names_the_extra(fer_artifacts):
+    tfl = fer_artifacts / "fer" / "fer.tflite"
+    proc = subprocess.run([sys.executable, "-c",
+                           "import sys\n"
+                           "for m in ('ai_edge_litert', 'tflite_runtime', 'tensorflow'): sys.modules[m] = None\n"
+                           "from edge import runtime\n"
+                           "from edge.errors import EdgeError\n"
+                           f"try:\n    runtime.load(r'{tfl}')\nexcept EdgeError as e:\n    print(e); sys.exit(3)\n"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert "pip install 'edge[runtime]'" in proc.stdout and "ai-edge-litert" in proc.stdout
+
+
+def test_manifest_file_points_to_artifact(fer_artifacts):
+    data = json.loads((fer_artifacts / "fer" / "fer.ncnn.json").read_text())
+    assert data["file"] == "fer.ncnn" and data["io_names"] == {"input": "in0", "output": "out0"}
+    assert data["size_bytes"] > 100_000
