@@ -8,8 +8,9 @@ import numpy as np
 
 # Out of these bounds an export fails loudly.
 TOLERANCE = {
-    # ncnn and XNNPACK sum in other orders (winograd, packing): ~1e-3 of the output range is normal.
-    "fp32": {"rel_max_diff": 5e-3, "top1_agreement": 0.99, "cosine_min": 0.9999},
+    # ncnn and XNNPACK sum in other orders (winograd, packing) and ncnn's SIMD exp/sigmoid is approximate:
+    # through EfficientNet-B4's 32 Swish/SE blocks that reaches ~0.8 % of the output range (measured).
+    "fp32": {"rel_max_diff": 1e-2, "top1_agreement": 0.99, "cosine_min": 0.9999},
     # int8 against a trained reference: the accuracy delta on the eval split is the real test (bench).
     "int8": {"top1_agreement": 0.90, "cosine_mean": 0.95},
     # int8 of a random-init net: logit gaps are tiny and errors add up over 30+ blocks (EfficientNet-B4
