@@ -211,8 +211,51 @@ def cmd_train(a: argparse.Namespace) -> int:
                           f"  n={s['n_test']}")
             print(f"dropped rows: {m['dropped']}; saved runs/trail/best.pkl")
         return 0
-    raise EdgeError(f"training '{fam.name}' is not built yet (see the training issue); "
-                    "'edge export' uses a documented random init until then")
+    if fam.name == "face":
+        from edge.models.train_face import FaceConfig, train_face
+
+        fc = FaceConfig(seed=a.seed, threads=a.threads)
+        for k in ("imgsz", "epochs", "lr"):
+            if getattr(a, k) is not None:
+                setattr(fc, k, getattr(a, k))
+        out = Path(a.out or "runs/face")
+        m = train_face(fc, out)
+        t = m["test"]
+        if a.json:
+            _print_json({k: m[k] for k in ("val", "test", "wall_minutes", "hardware")})
+        else:
+            print(f"face: unseen people F1 {t['f1']:.4f}, EER {t['eer']:.4f}, ROC-AUC {t['roc_auc']:.4f} at "
+                  f"distance {t['threshold']:.3f} ({m['wall_minutes']} min) -> {out / 'best.pt'}")
+        return 0
+    try:
+        from edge.models.train_image import default_config, train_classifier
+    except ImportError as exc:
+        raise EdgeError(f"training needs the train extra ({exc.name} missing): pip install 'edge[train]'") from None
+    recipe = "tomato-mobilenet" if fam.name == "tomato" and a.arch == "mobilenet" else fam.name
+    cfg = default_config(recipe, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr, seed=a.seed,
+                         max_per_class=a.max_per_class, threads=a.threads, device=a.device)
+    if fam.name == "asl" and a.no_stn:
+        cfg.builder_kwargs = {**cfg.builder_kwargs, "stn": False}
+    out = Path(a.out or f"runs/{recipe}")
+    m = train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume)
+    if a.json:
+        _print_json({k: m[k] for k in ("val", "test", "wall_minutes", "hardware")})
+    else:
+        print(f"{recipe}: val accuracy {m['val']['accuracy']:.4f}, test accuracy {m['test']['accuracy']:.4f}, "
+              f"macro F1 {m['test']['macro_f1']:.4f} ({m['wall_minutes']} min) -> {out / 'best.pt'}")
+    return 0
+
+
+def cmd_publish(a: argparse.Namespace) -> int:
+    """Card + zoo for a trained family (accuracy after export measured through the runtime)."""
+    from edge.models.cards import write_card
+
+    fam = get_family(a.family)
+    run = Path(a.run or f"runs/{fam.name}")
+    command = a.command or f"edge train {fam.name} && edge export {fam.name} && edge publish {fam.name}"
+    card = write_card(fam.name, run, Path(a.artifacts), command, [f.name for f in parse_formats(a.zoo_formats)])
+    print(f"wrote {card}")
+    return 0
 
 
 def cmd_pipeline(a: argparse.Namespace) -> int:
@@ -266,13 +309,34 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_args(p)
     p.set_defaults(fn=cmd_bench)
 
-    p = sub.add_parser("train", help="train a family (trail now; the image families follow)")
+    p = sub.add_parser("train", help="train a family: checkpoint + metrics.json (+ confusion PNG) in runs/<family>")
     p.add_argument("family", choices=list(FAMILIES))
-    p.add_argument("--data", help="data file or folder (default: under EDGE_DATA)")
+    p.add_argument("--data", help="data file, or a folder with one subfolder per class (default: EDGE_DATA)")
     p.add_argument("--out", help="run folder (default runs/<family>)")
     p.add_argument("--label", default="rule", choices=["rule", "outcome"], help="trail: label definition to deploy")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--imgsz", type=int, help="square input size (CPU defaults: fer 64, tomato 96, asl 96)")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--max-per-class", type=int, help="cap training images per class (quick runs)")
+    p.add_argument("--arch", choices=["default", "mobilenet"], default="default",
+                   help="tomato: 'mobilenet' trains the ImageNet-initialised MobileNetV2 deploy variant")
+    p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
+    p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("publish", help="write models/cards/<family>.md and copy small artifacts to models/zoo")
+    p.add_argument("family", choices=list(FAMILIES))
+    p.add_argument("--run", help="training run folder (default runs/<family>)")
+    p.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS))
+    p.add_argument("--zoo-formats", default="onnx-int8,tflite-int8,c,micropython",
+                   help="formats copied to the zoo when at most 8 MB")
+    p.add_argument("--command", help="the command line that produced the run, for the card")
+    p.set_defaults(fn=cmd_publish)
 
     p = sub.add_parser("pipeline", help="the main job: export all families to all formats, verify, benchmark")
     p.add_argument("--families", default="all")

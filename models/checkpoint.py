@@ -14,10 +14,10 @@ from edge.errors import EdgeError
 from edge.families import Family, get_family
 
 
-def build(family: Family, **overrides: Any) -> Any:
-    """Call the family's builder (``module:function``) with its kwargs plus overrides."""
-    module, func = family.builder.split(":")
-    kwargs = {**family.builder_kwargs, **overrides}
+def build(family: Family, builder: str | None = None, **overrides: Any) -> Any:
+    """Call the family's builder (or ``builder``, "module:function") with its kwargs plus overrides."""
+    module, func = (builder or family.builder).split(":")
+    kwargs = overrides if builder else {**family.builder_kwargs, **overrides}
     return getattr(importlib.import_module(module), func)(**kwargs)
 
 
@@ -30,6 +30,7 @@ def save_checkpoint(path: Path, family: Family, model: Any, meta: dict[str, Any]
     if isinstance(model, nn.Module):
         payload["state_dict"] = model.state_dict()
         payload["builder_kwargs"] = meta.get("builder_kwargs", {})
+        payload["builder"] = meta.get("builder")
         torch.save(payload, tmp)
     else:
         payload["estimator"] = model
@@ -64,7 +65,7 @@ def load_model(path: Path) -> Any:
     family = get_family(payload["family"])
     if "estimator" in payload:
         return payload["estimator"]
-    model = build(family, **payload.get("builder_kwargs", {}))
+    model = build(family, builder=payload.get("builder"), **payload.get("builder_kwargs", {}))
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError) as exc:

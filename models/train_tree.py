@@ -29,6 +29,10 @@ def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 def train_trail(data: Path | None = None, out: Path = Path("runs/trail"), label: str = "rule",
                 max_depth: int = 6, seed: int = 0) -> dict[str, Any]:
     """Fit, score (chronological and random 8:2, both labels), save the deploy tree and metrics.json."""
+    import platform
+    import time
+
+    t0 = time.time()
     path = Path(data) if data else data_root() / "weather" / "bmkg_semarang_2017_2023.csv"
     table = load_weather(path)
     years = np.array([int(d[:4]) for d in table.dates])
@@ -49,6 +53,8 @@ def train_trail(data: Path | None = None, out: Path = Path("runs/trail"), label:
         metrics[name] = m
     y_deploy = table.y_rule if label == "rule" else table.y_outcome
     final = trail_tree(max_depth=max_depth, seed=seed).fit(table.X, y_deploy)
+    metrics["wall_minutes"] = round((time.time() - t0) / 60, 3)
+    metrics["hardware"] = f"{platform.machine()} CPU, scikit-learn"
     metrics["deploy_tree"] = {"nodes": int(final.tree_.node_count), "depth": int(final.get_depth()),
                               "trained_on": "all valid rows"}
     fam = get_family("trail")

@@ -10,7 +10,7 @@ from conftest import run_edge
 
 
 @pytest.mark.parametrize("cmd", [[], ["export"], ["verify"], ["bench"], ["train"], ["pipeline"], ["info"],
-                                 ["families"], ["formats"], ["bench", "compare"]])
+                                 ["families"], ["formats"], ["bench", "compare"], ["publish"]])
 def test_help_on_every_command(cmd):
     proc = run_edge(*cmd, "--help")
     assert proc.returncode == 0 and "usage: edge" in proc.stdout
@@ -21,7 +21,7 @@ def test_help_on_every_command(cmd):
     (["export", "fer", "--formats", "onnx,coreml"], "unknown format 'coreml'; choose from: torch, onnx"),
     (["bench", "--threads", "x"], "--threads takes a comma list"),
     (["verify", "nothing.onnx"], "artifact not found"),
-    (["train", "fer"], "not built yet"),
+    (["train", "fer", "--data", "/nonexistent/folder"], "data folder not found: /nonexistent/folder"),
 ])
 def test_bad_arguments_give_one_clear_line(args, pattern):
     proc = run_edge(*args)

@@ -1,0 +1,69 @@
+"""Batched augmentation on uint8 tensors, for the variation the outside world brings.
+
+Geometry (rotation, scale, shift, flip, shear) in one affine grid_sample per batch; photometric
+(brightness, contrast, gamma, blur, noise); and for hand/face crops, random backgrounds are not
+synthesised here (no segmentation masks), which the cards say.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    rotate_deg: float = 15.0
+    scale: tuple[float, float] = (0.8, 1.15)
+    shift: float = 0.1
+    shear: float = 0.1
+    flip: bool = True
+    brightness: float = 0.3
+    contrast: float = 0.3
+    gamma: float = 0.3
+    blur_p: float = 0.2
+    noise_std: float = 0.03
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """x: float (N, C, H, W) in [0, 1] -> augmented, same shape, in [0, 1]."""
+    n = x.shape[0]
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=gen) * (hi - lo) + lo
+
+    ang = u(-cfg.rotate_deg, cfg.rotate_deg) * math.pi / 180
+    sc = u(*cfg.scale)
+    sh = u(-cfg.shear, cfg.shear)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos * flip
+    theta[:, 0, 1] = -sin + sh
+    theta[:, 1, 0] = sin * flip
+    theta[:, 1, 1] = cos
+    theta[:, 0, 2] = u(-cfg.shift, cfg.shift) * 2
+    theta[:, 1, 2] = u(-cfg.shift, cfg.shift) * 2
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    b = u(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
+    c = u(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * c + mean + b).clamp(0, 1)
+    g = torch.exp(u(-cfg.gamma, cfg.gamma)).view(n, 1, 1, 1)
+    x = x.clamp_min(1e-6) ** g
+    if cfg.blur_p > 0:
+        blur = torch.rand(n, generator=gen) < cfg.blur_p
+        if blur.any():
+            k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+            k = (k[:, None] * k[None]) / 256
+            ch = x.shape[1]
+            w = k.expand(ch, 1, 5, 5).contiguous()
+            x[blur] = F.conv2d(F.pad(x[blur], (2, 2, 2, 2), mode="reflect"), w, groups=ch)
+    if cfg.noise_std > 0:
+        x = x + torch.randn(x.shape, generator=gen) * cfg.noise_std * torch.rand(n, 1, 1, 1, generator=gen)
+    return x.clamp(0, 1)

@@ -1,0 +1,131 @@
+"""What every trainer shares: cached uint8 tensors, seeding, metrics, plots, run folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edge.data import IMAGE_SUFFIXES, Sample, read_image  # noqa: F401 - re-exported for trainers
+from edge.errors import EdgeError, InputError
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def cache_images(samples: list[Sample], color: str, size: int, cache_dir: Path, tag: str,
+                 log: Any = print) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Decode once into uint8 (N, C, size, size); unreadable files are skipped and counted."""
+    import cv2
+
+    key = hashlib.sha256(
+        "\n".join(f"{s.path}:{s.label}" for s in samples).encode() + f"{color}{size}".encode()
+    ).hexdigest()[:16]
+    path = cache_dir / f"{tag}-{color}-{size}-{key}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], z["y"], json.loads(str(z["skipped"]))
+    ch = 1 if color == "gray" else 3
+    x = np.empty((len(samples), ch, size, size), np.uint8)
+    y = np.empty(len(samples), np.int64)
+    n, skipped = 0, {}
+    for s in samples:
+        try:
+            img = read_image(s.path, color)
+        except InputError as exc:
+            skipped[str(exc)[:60]] = skipped.get(str(exc)[:60], 0) + 1
+            continue
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR)
+        x[n] = img[None] if ch == 1 else img.transpose(2, 0, 1)
+        y[n] = s.label
+        n += 1
+    if skipped:
+        log(f"{tag}: skipped {sum(skipped.values())} unreadable images: {skipped}")
+    if n == 0:
+        raise EdgeError(f"{tag}: none of the {len(samples)} images could be read")
+    x, y = x[:n], y[:n]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, y=y, skipped=json.dumps(skipped))
+    return x, y, skipped
+
+
+def data_hash(samples: list[Sample]) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(f"{s.path.name}:{s.label};".encode())
+    return h.hexdigest()[:16]
+
+
+def classification_report(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    k = len(classes)
+    cm = np.zeros((k, k), np.int64)
+    for t, p in zip(y, pred):
+        cm[t, p] += 1
+    per = {}
+    for i, c in enumerate(classes):
+        tp = cm[i, i]
+        prec = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
+        rec = tp / cm[i].sum() if cm[i].sum() else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per[c] = {"precision": round(float(prec), 4), "recall": round(float(rec), 4), "f1": round(float(f1), 4),
+                  "support": int(cm[i].sum())}
+    return {"accuracy": round(float((y == pred).mean()), 4),
+            "macro_f1": round(float(np.mean([v["f1"] for v in per.values()])), 4),
+            "n": int(len(y)), "per_class": per, "confusion": cm.tolist()}
+
+
+def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: str) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    cm_a = np.asarray(cm, dtype=float)
+    norm = cm_a / np.maximum(cm_a.sum(1, keepdims=True), 1)
+    size = max(4, 0.4 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    if len(classes) <= 10:
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, int(cm_a[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def hardware() -> str:
+    from edge.bench.fingerprint import cpu_model
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    return f"{dev or cpu_model()} ({torch.get_num_threads()} threads), torch {torch.__version__}, {platform.machine()}"
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.time()
+
+    @property
+    def minutes(self) -> float:
+        return round((time.time() - self.t0) / 60, 2)

@@ -1,0 +1,221 @@
+"""``edge train fer|tomato|asl``: image classifiers on cached uint8 tensors, CPU-sized by default."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from edge.data import list_image_folder, split_family
+from edge.errors import EdgeError
+from edge.families import Family, get_family
+from edge.manifest import InputSpec
+from edge.models.augment import AugmentConfig, augment
+from edge.models.checkpoint import build, save_checkpoint
+from edge.models.train_common import (
+    Timer,
+    cache_images,
+    classification_report,
+    data_hash,
+    hardware,
+    plot_confusion,
+    seed_everything,
+)
+
+
+@dataclass
+class TrainConfig:
+    family: str
+    imgsz: int
+    epochs: int
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    patience: int = 4
+    seed: int = 0
+    builder: str | None = None  # override the family's builder (e.g. MobileNetV2 for tomato)
+    builder_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_per_class: int | None = None  # cap training images per class (fast runs, tests)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    device: str = "cpu"
+    threads: int | None = None
+
+
+# CPU defaults: what the committed cards report (about 30 min or less on 2 cores each).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "fer": {"imgsz": 64, "epochs": 12, "batch": 128, "lr": 2e-3,
+            "builder_kwargs": {"pretrained": True}},
+    "tomato": {"imgsz": 96, "epochs": 15, "batch": 32, "lr": 1e-3},
+    "tomato-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3,
+                         "builder": "edge.models.classifiers:mobilenet_v2_classifier",
+                         "builder_kwargs": {"num_classes": 3, "pretrained": True}},
+    "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3},
+}
+
+
+def default_config(family: str, **overrides: Any) -> TrainConfig:
+    base = DEFAULTS.get(family)
+    if base is None:
+        raise EdgeError(f"no image training recipe for '{family}'; have: {', '.join(DEFAULTS)}")
+    fam_name = "tomato" if family.startswith("tomato") else family
+    kw = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(family=fam_name, **kw)
+
+
+def _spec(fam: Family, imgsz: int) -> InputSpec:
+    return fam.input_spec(imgsz)
+
+
+def _normalise(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def _predict(model: torch.nn.Module, x: np.ndarray, spec: InputSpec, batch: int = 256) -> np.ndarray:
+    model.eval()
+    dev = next(model.parameters()).device
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i : i + batch]).float() / 255.0
+            outs.append(model(_normalise(xb, spec).to(dev)).float().cpu().numpy())
+    return np.concatenate(outs)
+
+
+def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resume: bool = False,
+                     log: Any = None) -> dict[str, Any]:
+    """Train, early-stop on val accuracy, score the best weights on test, save checkpoint + metrics."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    timer = Timer()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gen = seed_everything(cfg.seed)
+    fam = get_family(cfg.family)
+    spec = _spec(fam, cfg.imgsz)
+    if data:
+        classes, samples, skipped = list_image_folder(Path(data))
+        from edge.data import _assign
+
+        where = _assign({s.group for s in samples}, {"train": 0.7, "val": 0.15, "test": 0.15}, "user")
+        parts = {k: [s for s in samples if where[s.group] == k] for k in ("train", "val", "test")}
+        if skipped:
+            log(f"data: {skipped}")
+    else:
+        split = split_family(cfg.family)
+        classes, parts = split.classes, split.parts
+    if cfg.max_per_class:
+        rng = np.random.default_rng(cfg.seed)
+        capped = []
+        for c in range(len(classes)):
+            idx = [s for s in parts["train"] if s.label == c]
+            rng.shuffle(idx)
+            capped += idx[: cfg.max_per_class]
+        parts = {**parts, "train": capped}
+    for name, p in parts.items():
+        if not p:
+            raise EdgeError(f"the {name} split is empty")
+    counts = np.bincount([s.label for s in parts["train"]], minlength=len(classes))
+    for c, n in zip(classes, counts):
+        if n < 2:
+            log(f"warning: class '{c}' has {n} training image(s)")
+    cache = Path("runs") / "cache"
+    xs = {k: cache_images(v, spec.color, cfg.imgsz, cache, f"{cfg.family}-{k}", log) for k, v in parts.items()}
+    xtr, ytr, _ = xs["train"]
+    log(f"{cfg.family}: train {len(xtr)} / val {len(xs['val'][0])} / test {len(xs['test'][0])} images, "
+        f"{cfg.imgsz}px {spec.color}, classes {len(classes)}")
+
+    kwargs = {**fam.builder_kwargs, "num_classes": len(classes), **cfg.builder_kwargs}
+    if cfg.builder:
+        kwargs = {"num_classes": len(classes), **cfg.builder_kwargs}
+        if fam.channels == 1:
+            kwargs.setdefault("in_channels", 1)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise EdgeError("--device cuda: no CUDA device here (use --device cpu)")
+    dev = torch.device(cfg.device)
+    model = build(fam, builder=cfg.builder, **kwargs).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(xtr) // cfg.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    # inverse-sqrt-frequency class weights: the rare classes (disgust, fully_ripened) count more
+    w = torch.tensor((counts.max() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float32).to(dev)
+    out.mkdir(parents=True, exist_ok=True)
+    start, best_acc, best_state, history, stale = 0, -1.0, None, [], 0
+    last = out / "last.pt"
+    if resume and last.exists():
+        st = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        start, best_acc, history, stale = st["epoch"] + 1, st["best_acc"], st["history"], st["stale"]
+        best_state = st["best_state"]
+        gen.set_state(st["gen"])
+        log(f"resumed at epoch {start}")
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        total, seen = 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr,
+                   leave=False, mininterval=5)
+        for step in bar:
+            idx = perm[step * cfg.batch : (step + 1) * cfg.batch]
+            xb = torch.from_numpy(xtr[idx.numpy()]).float() / 255.0
+            xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev)
+            yb = torch.from_numpy(ytr[idx.numpy()]).to(dev)
+            loss = F.cross_entropy(model(xb), yb, weight=w, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.3f}")
+        xv, yv, _ = xs["val"]
+        val_acc = float((_predict(model, xv, spec).argmax(1) == yv).mean())
+        history.append({"epoch": epoch + 1, "loss": round(total / max(seen, 1), 4), "val_acc": round(val_acc, 4),
+                        "minutes": timer.minutes})
+        log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val acc {val_acc:.4f}  ({timer.minutes} min)")
+        if val_acc > best_acc:
+            best_acc, stale = val_acc, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch, "best_acc": best_acc, "history": history, "stale": stale,
+                    "best_state": best_state, "gen": gen.get_state()}, last)
+        if stale >= cfg.patience:
+            log(f"early stop: val accuracy has not improved for {cfg.patience} epochs")
+            break
+    model.load_state_dict(best_state)
+    model = model.cpu()
+    xt, yt, _ = xs["test"]
+    test = classification_report(yt, _predict(model, xt, spec).argmax(1), classes)
+    val = classification_report(xs["val"][1], _predict(model, xs["val"][0], spec).argmax(1), classes)
+    metrics = {
+        "family": cfg.family, "val": val, "test": test, "history": history, "wall_minutes": timer.minutes,
+        "hardware": hardware(), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
+        "data": {"train": len(xtr), "val": len(xs["val"][0]), "test": len(xt),
+                 "hash": data_hash(parts["train"] + parts["val"] + parts["test"]),
+                 "source": str(data) if data else fam.dataset},
+    }
+    meta = {"trained": True, "classes": classes, "input": spec.__dict__, "metrics": {
+        "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "test_macro_f1": test["macro_f1"]},
+        "note": f"trained: {cfg.epochs} epochs max, {cfg.imgsz}px, {metrics['wall_minutes']} min on "
+                f"{metrics['hardware']}",
+        "builder": cfg.builder,
+        # weights come from the state dict: never reach for ImageNet files when reloading
+        "builder_kwargs": {**kwargs, **({"pretrained": False} if "pretrained" in kwargs else {})}}
+    save_checkpoint(out / "best.pt", fam, model, meta)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_confusion(test["confusion"], classes, out / "confusion.png", f"{cfg.family} test confusion")
+    log(f"{cfg.family}: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} -> {out / 'best.pt'}")
+    return metrics

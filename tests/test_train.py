@@ -1,0 +1,108 @@
+"""Training: a few steps on tiny slices; loss falls, checkpoints carry metadata, export round-trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_edge
+from edge import runtime
+from edge.data import data_root
+from edge.models.augment import AugmentConfig, augment
+from edge.models.checkpoint import load_model, read_checkpoint
+
+has = {d: (data_root() / d).exists() for d in ("fer2013", "faces/orl", "tomato/laboro_big")}
+
+
+def test_augment_keeps_shape_range_and_changes_pixels():
+    x = torch.rand(6, 1, 24, 24)
+    y = augment(x, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert float((y - x).abs().mean()) > 0.01
+
+
+@pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
+def test_fer_short_run_learns_and_exports(tmp_path):
+    from edge.models.train_image import default_config, train_classifier
+
+    cfg = default_config("fer", imgsz=32, epochs=3, batch=32, max_per_class=40, lr=3e-3)
+    cfg.builder_kwargs = {"pretrained": False}  # keep the test independent of the ImageNet file
+    m = train_classifier(cfg, tmp_path / "run", log=lambda *_: None)
+    losses = [h["loss"] for h in m["history"]]
+    assert losses[-1] < losses[0]
+    assert m["test"]["n"] == 3589 and len(m["test"]["confusion"]) == 7
+    payload = read_checkpoint(tmp_path / "run" / "best.pt")
+    meta = payload["meta"]
+    assert meta["trained"] and meta["classes"][3] == "happy" and meta["input"]["shape"] == [None, 1, 32, 32]
+    assert meta["metrics"]["test_accuracy"] == m["test"]["accuracy"]
+    assert (tmp_path / "run" / "confusion.png").stat().st_size > 2000
+    proc = run_edge("export", str(tmp_path / "run" / "best.pt"), "--formats", "onnx", "--out", str(tmp_path / "a"),
+                    "--calib", "8", "--verify-n", "8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    model = runtime.load(tmp_path / "a" / "fer" / "fer.onnx")
+    assert model.manifest.trained and model.manifest.metrics["test_accuracy"] == m["test"]["accuracy"]
+    from edge.bench.accuracy import evaluate
+
+    acc = evaluate(model)
+    assert acc["metric"] == "top1" and acc["value"] == pytest.approx(m["test"]["accuracy"], abs=0.01)
+
+
+@pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
+def test_resume_continues_from_last_epoch(tmp_path):
+    from edge.models.train_image import default_config, train_classifier
+
+    cfg = default_config("fer", imgsz=24, epochs=1, batch=32, max_per_class=10)
+    cfg.builder_kwargs = {"pretrained": False}
+    train_classifier(cfg, tmp_path, log=lambda *_: None)
+    cfg.epochs = 2
+    logs = []
+    m = train_classifier(cfg, tmp_path, resume=True, log=logs.append)
+    assert any("resumed at epoch 1" in x for x in logs) and len(m["history"]) == 2
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_short_run_reports_verification_on_unseen_people(tmp_path):
+    from edge.models.train_face import FaceConfig, train_face
+
+    m = train_face(FaceConfig(imgsz=48, epochs=2, steps_per_epoch=3), tmp_path, log=lambda *_: None)
+    t = m["test"]
+    assert m["data"]["test_people"] == 10 and t["pairs"] == 100 * 99 // 2
+    assert 0 <= t["eer"] <= 1 and 0 <= t["roc_auc"] <= 1 and t["threshold"] == m["val"]["threshold"]
+    model = load_model(tmp_path / "best.pt")
+    emb = model(torch.rand(2, 1, 48, 48)).detach().numpy()
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-5)
+    assert read_checkpoint(tmp_path / "best.pt")["meta"]["threshold"]["metric"] == "euclidean"
+
+
+def test_verification_metrics_on_known_scores():
+    from edge.models.train_face import verification_metrics
+
+    dist = np.array([0.1, 0.2, 0.3, 0.8, 0.9, 1.0])
+    same = np.array([True, True, True, False, False, False])
+    m = verification_metrics(dist, same)
+    assert m["roc_auc"] == 1.0 and m["eer"] == 0.0 and m["f1"] == 1.0 and m["threshold"] == 0.3
+    m = verification_metrics(dist, same, threshold=0.85)
+    assert m["far"] == pytest.approx(1 / 3, abs=1e-3) and m["frr"] == 0
+
+
+def test_user_folder_with_a_one_image_class_trains(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for c, n in (("a", 30), ("b", 30), ("c", 1)):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / "data" / c / f"{c}{i:03d}.png"), rng.integers(0, 255, (40, 40, 3), np.uint8))
+    (tmp_path / "data" / "a" / "broken.jpg").write_bytes(b"nope")
+    proc = run_edge("train", "tomato", "--data", str(tmp_path / "data"), "--imgsz", "32", "--epochs", "1",
+                    "--batch", "8", "--arch", "mobilenet", "--out", str(tmp_path / "run"), "--json",
+                    cwd=tmp_path)
+    # a class with a single image is warned about, the corrupt file skipped and counted; training goes on
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: class 'c' has" in proc.stderr
+    assert "skipped 1 unreadable images" in proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["test"]["n"] > 0 and len(out["test"]["confusion"]) == 3
