@@ -18,6 +18,8 @@ def _metric(r: dict) -> str:
         return f"{a['metric']} {a['value']:.4f}"
     if not r.get("trained"):
         return "untrained"
+    if r.get("parity", {}).get("max_abs_diff") == 0:
+        return "bit-exact"
     return ""
 
 

@@ -41,8 +41,12 @@ class Row:
     repeats: list[float] = field(default_factory=list)
 
 
-def find_artifacts(root: Path, families: list[str], formats: list[str]) -> list[tuple[str, str, Path]]:
-    """(family, format, artifact) for each manifest under root/<family>/ that matches the filters."""
+def find_artifacts(root: Path, families: list[str], formats: list[str], tag: str = ""
+                   ) -> list[tuple[str, str, Path]]:
+    """(family, format label, artifact) for each manifest under root/<family>/ matching the filters.
+
+    With ``tag`` the label is ``format@tag`` (e.g. ``onnx-int8@zoo``), so two trees can be measured side by side.
+    """
     found = []
     for fam in families:
         for man in sorted((root / fam).glob("*.json")):
@@ -51,9 +55,9 @@ def find_artifacts(root: Path, families: list[str], formats: list[str]) -> list[
             except EdgeError:
                 continue
             if m.format in formats:
-                found.append((fam, m.format, artifact))
+                found.append((fam, f"{m.format}@{tag}" if tag else m.format, artifact))
     order = {f: i for i, f in enumerate(FORMATS)}
-    return sorted(found, key=lambda t: (families.index(t[0]), order.get(t[1], 99)))
+    return sorted(found, key=lambda t: (families.index(t[0]), order.get(t[1].split("@")[0], 99), t[1]))
 
 
 def run_worker(artifact: Path, threads: int, runs: int, seconds: float, evaluate: bool, timeout: float) -> dict:
@@ -71,10 +75,15 @@ def run_worker(artifact: Path, threads: int, runs: int, seconds: float, evaluate
 
 
 def run_bench(root: Path, families: list[str], formats: list[str], threads: list[int], runs: int = 50,
-              repeats: int = 3, seconds: float = 5.0, timeout: float = 300.0, show_progress: bool = True
-              ) -> dict[str, Any]:
-    """Measure every (artifact, threads); repeats interleave formats so drift hits all alike."""
+              repeats: int = 3, seconds: float = 5.0, timeout: float = 300.0, show_progress: bool = True,
+              extra_roots: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Measure every (artifact, threads); repeats interleave formats so drift hits all alike.
+
+    ``extra_roots`` ({tag: folder}) adds more artifact trees, e.g. the committed trained zoo.
+    """
     items = find_artifacts(root, families, formats)
+    for tag, extra in (extra_roots or {}).items():
+        items += find_artifacts(extra, families, formats, tag)
     if not items:
         raise EdgeError(f"no exported artifacts under {root} for {families} / {formats}: run 'edge export' first")
     rows: dict[tuple[str, str, int], Row] = {}
@@ -136,12 +145,14 @@ def recommend(rows: list[dict], accuracy_budget: float = 0.01) -> list[dict]:
                 and r["format"] != "torch"]
         if not cand:
             continue
+        if any(r.get("trained") for r in cand):  # never recommend a random-init artifact over a trained one
+            cand = [r for r in cand if r.get("trained")]
         accs = [r["accuracy"]["value"] for r in cand if r.get("accuracy")]
         best_acc = max(accs) if accs else None
 
         ok = [r for r in cand if _eligible(r, best_acc, accuracy_budget)] or cand
         pick = min(ok, key=lambda r: r["p50_ms"])
-        fastest = min(cand, key=lambda r: r["p50_ms"])
+        fastest = min(cand, key=lambda r: r["p50_ms"])  # among artifacts of the same training state
         torch_row = next((r for r in rows if r["family"] == fam and r["threads"] == t and r["format"] == "torch"
                           and r["status"] == "ok"), None)
         out.append({

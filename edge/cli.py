@@ -16,6 +16,15 @@ from edge.formats import FORMATS, parse_formats
 DEFAULT_ARTIFACTS = Path("artifacts")
 
 
+def _zoo() -> Path:
+    """models/zoo: trained artifacts committed with the repository (installed inside edge.models)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("edge.models")
+    return Path(list(spec.submodule_search_locations)[0]) / "zoo"
+
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
@@ -163,8 +172,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     fams = [f.name for f in parse_families(a.families)]
     fmts = [f.name for f in parse_formats(a.formats, include_torch=True)]
+    extra = {"zoo": _zoo()} if getattr(a, "with_zoo", False) and _zoo().is_dir() else None
     result = run_bench(Path(a.artifacts), fams, fmts, _threads(a.threads), a.runs, a.repeats, a.seconds,
-                       show_progress=not a.json)
+                       show_progress=not a.json, extra_roots=extra)
     paths = write_report(result, Path(a.out), a.name)
     if a.json:
         _print_json(result)
@@ -265,7 +275,7 @@ def cmd_pipeline(a: argparse.Namespace) -> int:
     rc_export = cmd_export(ns)
     bench_ns = argparse.Namespace(families=a.families, formats=a.formats, artifacts=a.artifacts, threads=a.threads,
                                   runs=a.runs, repeats=a.repeats, seconds=a.seconds, out=a.out, name=a.name,
-                                  json=False)
+                                  json=False, with_zoo=True)
     rc_bench = cmd_bench(bench_ns)
     return rc_export or rc_bench
 
@@ -352,6 +362,8 @@ def _bench_args(p: argparse.ArgumentParser, with_filters: bool = True) -> None:
         p.add_argument("--families", default="all")
         p.add_argument("--formats", default="all", help="comma list or 'all' (torch included)")
         p.add_argument("--json", action="store_true", help="print the full result as JSON")
+        p.add_argument("--with-zoo", action="store_true",
+                       help="also measure the trained artifacts committed in models/zoo (format@zoo rows)")
     p.add_argument("--artifacts", default=str(DEFAULT_ARTIFACTS), help="folder of exported artifacts")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default 1,2)")
     p.add_argument("--runs", type=int, default=50, help="timed runs per measurement (default 50)")
