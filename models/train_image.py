@@ -155,8 +155,14 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         st = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
         start, best_acc, history, stale = st["epoch"] + 1, st["best_acc"], st["history"], st["stale"]
+        # the schedule spans the (possibly longer) new run: rebuild it and fast-forward to where we were
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(min(start * steps_per_epoch, cfg.epochs * steps_per_epoch - 1)):
+                sched.step()
         best_state = st["best_state"]
         gen.set_state(st["gen"])
         log(f"resumed at epoch {start}")
