@@ -16,6 +16,9 @@ TOLERANCE = {
     # int8 of a random-init net: logit gaps are tiny and errors add up over 30+ blocks (EfficientNet-B4
     # reaches cosine ~0.4-0.6 with any calibration), so only a sanity bound: a broken graph gives ~0.
     "int8-untrained": {"cosine_mean": 0.2},
+    # int8 of a trained classifier with its test split present: the accuracy drop is the gate (the issue's
+    # "<= 1 point"); top-1 agreement on a few inputs is too noisy near the decision boundary of a 60 % model.
+    "int8-accuracy": {"accuracy_drop": 0.01},
     "exact": {"max_abs_diff": 0.0},
 }
 
@@ -52,7 +55,7 @@ def check(p: dict[str, Any], kind: str) -> list[str]:
         if key not in p:
             continue
         value = p[key]
-        bad = value > bound if key in ("rel_max_diff", "max_abs_diff") else value < bound
+        bad = value > bound if key in ("rel_max_diff", "max_abs_diff", "accuracy_drop") else value < bound
         if bad:
             broken.append(f"{key} {value:.6g} (limit {bound})")
     return broken

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from edge import runtime
+from edge.bench.accuracy import evaluate
 from edge.errors import EdgeError, MissingDependency
 from edge.export.reference import DataSlice, Reference, image_slice, load_reference
 from edge.families import Family
@@ -137,8 +138,16 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
         got = model.predict(check_data.x)
         p = parity(ref_out, got, ref.family.task)
         p["inputs"] = check_data.source
-        broken = check(p, tolerance_kind(fmt.int8, ref.trained))
-        p["tolerance"] = tolerance_kind(fmt.int8, ref.trained)
+        kind = tolerance_kind(fmt.int8, ref.trained)
+        ref_acc = (ref.meta.get("metrics") or {}).get("test_accuracy")
+        if fmt.int8 and ref.trained and ref_acc is not None:
+            acc = evaluate(model)
+            if acc is not None:
+                p["accuracy"], p["reference_accuracy"] = acc["value"], ref_acc
+                p["accuracy_drop"] = round(ref_acc - acc["value"], 4)
+                kind = "int8-accuracy"
+        broken = check(p, kind)
+        p["tolerance"] = kind
         p["within_tolerance"] = not broken
         man.parity = p
         write_manifest(path, man)

@@ -106,15 +106,20 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
             p = r["parity"]
             mp = p.get("micropython", {}).get("max_abs_diff")
             rows.append([r["format"], r["size_mb"], f"max abs diff vs scikit-learn {p['max_abs_diff']}"
-                         + ("" if mp is None else f", MicroPython port {mp}"), p.get("inputs", "")])
+                         + ("" if mp is None else f", MicroPython port {mp}"), p.get("inputs", ""),
+                         "pass" if p.get("within_tolerance") else "FAILS"])
             continue
         acc = r.get("accuracy")
         val = f"{acc['metric']} {acc['value']:.4f}" if acc else r.get("error", "n/a")
         p = r["parity"]
         par = (f"top-1 agreement {p['top1_agreement']:.3f}" if "top1_agreement" in p
                else f"cosine min {p.get('cosine_min', 0):.4f}")
-        rows.append([r["format"], r["size_mb"], val, par])
-    lines += [_table(["format", "MB", "metric", "parity vs the reference"], rows) if rows else "(not exported yet)", ""]
+        gate = "pass" if p.get("within_tolerance") else "FAILS the export gate"
+        if "accuracy_drop" in p:
+            gate += f" (drop {p['accuracy_drop'] * 100:.2f} points; limit 1)"
+        rows.append([r["format"], r["size_mb"], val, par, gate])
+    header = ["format", "MB", "metric", "parity vs the reference", "gate"]
+    lines += [_table(header, rows) if rows else "(not exported yet)", ""]
     cfg = m.get("config", {"max_depth": m.get("max_depth")})
     lines += ["## How it was made", "",
               f"- Command: `{command}`",
@@ -127,7 +132,7 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
     card.write_text("\n".join(lines))
     dest = ZOO / family
     for r in exported:
-        if r["format"] in zoo_formats:
+        if r["format"] in zoo_formats and r["parity"].get("within_tolerance"):
             art: Path = r["artifact"]
             size = sum(p.stat().st_size for p in art.rglob("*")) if art.is_dir() else art.stat().st_size
             if size > MAX_ZOO_BYTES:
