@@ -35,14 +35,10 @@ def table_rows(result: dict) -> list[list[str]]:
         tp = torch_p50.get((r["family"], r["threads"]))
         speed = f"{tp / r['p50_ms']:.2f}" if tp and r.get("p50_ms") else ""
         status = r["status"] if r["status"] == "ok" else f"failed: {r['reason'][:80]}"
-        out.append([r["family"], r["format"], str(r["threads"]), status, _fmt(r["size_mb"], 2), _fmt_metric(r),
+        out.append([r["family"], r["format"], str(r["threads"]), status, _fmt(r["size_mb"], 2), _metric(r),
                     _fmt(r["load_ms"], 0), _fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["p99_ms"]),
                     _fmt(r["fps"], 1), _fmt(r["peak_rss_mb"], 0), speed])
     return out
-
-
-def _fmt_metric(r: dict) -> str:
-    return _metric(r)
 
 
 def plain_table(header: list[str], rows: list[list[str]]) -> str:

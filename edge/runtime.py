@@ -149,11 +149,10 @@ class TFLiteModel(Model):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] == self.fixed_batch:
             return self._invoke(batch)
-        # Converted graphs have a fixed batch: run the batch in pieces of that size.
-        outs = [self._invoke(batch[i : i + 1]) for i in range(batch.shape[0])] if self.fixed_batch == 1 else None
-        if outs is None:
-            raise InputError(f"this .tflite was exported with batch {self.fixed_batch}")
-        return np.concatenate(outs, axis=0)
+        # Converted graphs have a fixed batch of 1: run a larger batch one sample at a time.
+        if self.fixed_batch != 1:
+            raise InputError(f"this .tflite was exported with batch {self.fixed_batch}, got {batch.shape[0]}")
+        return np.concatenate([self._invoke(batch[i : i + 1]) for i in range(batch.shape[0])], axis=0)
 
 
 def _int_range(dtype: Any) -> tuple[int, int]:

@@ -115,11 +115,11 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
             notes = {"checkpoint": str(ref.checkpoint)}
             path = ref.checkpoint
         elif fmt.name == "onnx":
-            notes = export_onnx_cached(ref, sample, path)
+            notes = _import("export_onnx")(ref.model, sample, path)
         elif fmt.name == "onnx-int8":
             fp32 = out / artifact_name(name, _fmt("onnx"))
             if not fp32.exists():
-                export_onnx_cached(ref, sample, fp32)
+                _import("export_onnx")(ref.model, sample, fp32)
             notes = _import("quantize_onnx")(fp32, path, calib.x)
         elif fmt.name == "tflite":
             notes = _import("export_tflite")(ref.model, sample, path)
@@ -168,10 +168,6 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
 
 def tolerance_kind(int8: bool, trained: bool) -> str:
     return "fp32" if not int8 else ("int8" if trained else "int8-untrained")
-
-
-def export_onnx_cached(ref: Reference, sample: torch.Tensor, path: Path) -> dict[str, str]:
-    return _import("export_onnx")(ref.model, sample, path)
 
 
 def _import(name: str) -> Any:
