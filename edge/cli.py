@@ -114,7 +114,8 @@ def cmd_export(a: argparse.Namespace) -> int:
         print(plain_table(
             ["Family", "Format", "Status", "Size MB", "Parity", "Seconds", "Artifact / reason"],
             [[r["family"], r["format"], r["status"], f"{r['size_bytes'] / 1e6:.2f}" if r["size_bytes"] else "",
-              _parity_text(r["parity"]), f"{r['seconds']:.1f}", r["artifact"] if r["status"] == "ok" else r["reason"]]
+              "reference" if r["format"] == "torch" else _parity_text(r["parity"]), f"{r['seconds']:.1f}",
+              r["artifact"] if r["status"] == "ok" else r["reason"]]
              for r in rows]))
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
