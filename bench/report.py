@@ -33,7 +33,8 @@ def table_rows(result: dict) -> list[list[str]]:
     out = []
     for r in result["rows"]:
         tp = torch_p50.get((r["family"], r["threads"]))
-        speed = f"{tp / r['p50_ms']:.2f}" if tp and r.get("p50_ms") else ""
+        # only against the torch reference of the same export (zoo rows may be another architecture/size)
+        speed = f"{tp / r['p50_ms']:.2f}" if tp and r.get("p50_ms") and "@" not in r["format"] else ""
         status = r["status"] if r["status"] == "ok" else f"failed: {r['reason'][:80]}"
         out.append([r["family"], r["format"], str(r["threads"]), status, _fmt(r["size_mb"], 2), _metric(r),
                     _fmt(r["load_ms"], 0), _fmt(r["p50_ms"]), _fmt(r["p90_ms"]), _fmt(r["p99_ms"]),

@@ -116,6 +116,9 @@ def run_bench(root: Path, families: list[str], formats: list[str], threads: list
         row.peak_rss_mb = max(r["peak_rss_mb"] for r in good)
         row.backend = good[0]["backend"]
         row.accuracy = next((r.get("accuracy") for r in good if r.get("accuracy")), None)
+    for row in rows.values():  # accuracy belongs to the artifact, measured once at the first thread count
+        if row.accuracy is None:
+            row.accuracy = next((o.accuracy for o in rows.values() if o.artifact == row.artifact and o.accuracy), None)
     out_rows = [asdict(r) for r in rows.values()]
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -155,6 +158,8 @@ def recommend(rows: list[dict], accuracy_budget: float = 0.01) -> list[dict]:
         fastest = min(cand, key=lambda r: r["p50_ms"])  # among artifacts of the same training state
         torch_row = next((r for r in rows if r["family"] == fam and r["threads"] == t and r["format"] == "torch"
                           and r["status"] == "ok"), None)
+        if "@" in pick["format"]:  # another tree (the zoo) may hold another architecture or input size
+            torch_row = None
         out.append({
             "family": fam, "threads": t, "format": pick["format"], "artifact": pick["artifact"],
             "p50_ms": pick["p50_ms"], "fastest_format": fastest["format"],

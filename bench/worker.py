@@ -16,6 +16,17 @@ import numpy as np
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process.
+
+    VmHWM first: ru_maxrss survives exec, so a worker started by a big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb / 1024 if sys.platform != "darwin" else kb / 2**20, 1)
 

@@ -113,7 +113,10 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
         man = base_manifest(ref, fmt)
         if fmt.name == "torch":
             notes = {"checkpoint": str(ref.checkpoint)}
-            path = ref.checkpoint
+            if ref.checkpoint.resolve() != path.resolve():  # keep the reference beside its exports for the bench
+                import shutil
+
+                shutil.copy2(ref.checkpoint, path)
         elif fmt.name == "onnx":
             notes = _import("export_onnx")(ref.model, sample, path)
         elif fmt.name == "onnx-int8":
