@@ -15,7 +15,7 @@ from edge.data import load_batch, split_family, take_spread
 from edge.errors import EdgeError
 from edge.families import Family
 from edge.manifest import InputSpec
-from edge.models.checkpoint import build, read_checkpoint, save_checkpoint
+from edge.models.checkpoint import build, model_from_payload, read_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ def load_reference(family: Family, checkpoint: Path | None, out_dir: Path, imgsz
         if payload["family"] != family.name:
             raise EdgeError(f"{checkpoint} is a '{payload['family']}' checkpoint, not '{family.name}'")
         meta = payload.get("meta", {})
-        from edge.models.checkpoint import load_model
-
-        model = load_model(Path(checkpoint))
+        model = model_from_payload(payload, Path(checkpoint))
         spec = InputSpec.from_dict(meta["input"]) if "input" in meta else family.input_spec(imgsz)
         if imgsz and family.kind == "image" and spec.shape[2] != imgsz:
             spec = family.input_spec(imgsz)

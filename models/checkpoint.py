@@ -61,7 +61,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def load_model(path: Path) -> Any:
     """Rebuild the model of a checkpoint and load its weights."""
-    payload = read_checkpoint(path)
+    return model_from_payload(read_checkpoint(path), path)
+
+
+def model_from_payload(payload: dict[str, Any], path: Path) -> Any:
+    """The model of an already-read checkpoint payload (``path`` only names it in errors)."""
     family = get_family(payload["family"])
     if "estimator" in payload:
         return payload["estimator"]
