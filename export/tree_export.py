@@ -50,15 +50,8 @@ def export_tree(family: Family, formats: list[Format], out: Path, checkpoint: Pa
             man: Manifest = base_manifest(ref, fmt)
             man.exporter.update(notes)
             write_manifest(path, man)
-            got = runtime.load(path).predict(rows)
-            p = parity(expected, got, "classify")
-            p["inputs"] = source
-            if fmt.name == "micropython" and micropython_binary():
-                mp = run_on_micropython(path, rows)
-                p["micropython"] = parity(expected, mp, "classify")
-                p["micropython_interpreter"] = "MicroPython unix port"
-            broken = check(p, "exact") + (check(p["micropython"], "exact") if "micropython" in p else [])
-            p["within_tolerance"] = not broken
+            p = tree_parity(path, fmt.name, expected, rows, source)
+            broken = p.pop("broken")
             man.parity = p
             write_manifest(path, man)
             res.parity, res.artifact, res.size_bytes = p, str(path), man.size_bytes
@@ -73,16 +66,21 @@ def export_tree(family: Family, formats: list[Format], out: Path, checkpoint: Pa
     return results
 
 
+def tree_parity(artifact: Path, fmt: str, expected: np.ndarray, rows: np.ndarray, source: str) -> dict[str, Any]:
+    """Bit-exactness of a tree artifact (and, for MicroPython, of the real interpreter) against scikit-learn."""
+    p = parity(expected, runtime.load(artifact).predict(rows), "classify")
+    p["inputs"] = source
+    if fmt == "micropython" and micropython_binary():
+        p["micropython"] = parity(expected, run_on_micropython(artifact, rows), "classify")
+        p["micropython_interpreter"] = "MicroPython unix port"
+    p["broken"] = check(p, "exact") + (check(p["micropython"], "exact") if "micropython" in p else [])
+    p["within_tolerance"] = not p["broken"]
+    return p
+
+
 def verify_tree(artifact: Path, man: Manifest) -> dict[str, Any]:
     from edge.models.checkpoint import load_model
 
     estimator = load_model(Path(man.source["checkpoint"]))
     rows, source = weather_rows()
-    expected = estimator.predict_proba(rows)
-    p = parity(expected, runtime.load(artifact).predict(rows), "classify")
-    p["inputs"] = source
-    if man.format == "micropython" and micropython_binary():
-        p["micropython"] = parity(expected, run_on_micropython(artifact, rows), "classify")
-    p["broken"] = check(p, "exact") + (check(p["micropython"], "exact") if "micropython" in p else [])
-    p["within_tolerance"] = not p["broken"]
-    return p
+    return tree_parity(artifact, man.format, estimator.predict_proba(rows), rows, source)
