@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge.data import IMAGE_SUFFIXES, Sample, read_image  # noqa: F401 - re-exported for trainers
+from edge.data import Sample, read_image
 from edge.errors import EdgeError, InputError
 
 

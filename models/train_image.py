@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from edge.data import list_image_folder, split_family
 from edge.errors import EdgeError
-from edge.families import Family, get_family
+from edge.families import get_family
 from edge.manifest import InputSpec
 from edge.models.augment import AugmentConfig, augment
 from edge.models.checkpoint import build, save_checkpoint
@@ -70,10 +70,6 @@ def default_config(family: str, **overrides: Any) -> TrainConfig:
     return TrainConfig(family=fam_name, **kw)
 
 
-def _spec(fam: Family, imgsz: int) -> InputSpec:
-    return fam.input_spec(imgsz)
-
-
 def _normalise(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
     std = torch.tensor(spec.std).view(1, -1, 1, 1)
@@ -100,7 +96,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         torch.set_num_threads(cfg.threads)
     gen = seed_everything(cfg.seed)
     fam = get_family(cfg.family)
-    spec = _spec(fam, cfg.imgsz)
+    spec = fam.input_spec(cfg.imgsz)
     if data:
         classes, samples, skipped = list_image_folder(Path(data))
         from edge.data import _assign
