@@ -355,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", type=int, default=200)
     _bench_args(p, with_filters=False)
     p.set_defaults(fn=cmd_pipeline)
+
+    from edge.voice.cli import add_commands as voice_commands
+
+    voice_commands(sub)
     return ap
 
 

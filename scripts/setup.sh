@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc)
+# gcc: the tree's C; mosquitto: MQTT broker for tests; socat: pty for the MicroPython port; espeak-ng + sox:
+# speech test audio; libportaudio2: microphone; JDK + junit4: the watch core; chromium: page tests.
+APT_PACKAGES=(gcc mosquitto socat espeak-ng sox libportaudio2 default-jdk-headless junit4 chromium chromium-driver)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
