@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.voice.cli import add_commands as voice_commands
 
     voice_commands(sub)
+    from edge.trail.cli import add_commands as trail_commands
+
+    trail_commands(sub)
     return ap
 
 

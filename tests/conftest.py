@@ -52,3 +52,53 @@ def trail_run(tmp_path_factory) -> Path:
                             checkpoint=root / "runs" / "best.pkl")
     assert all(r.status == "ok" for r in results), [(r.format, r.reason) for r in results]
     return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A real mosquitto on a loopback port, stoppable and restartable (same port) to simulate outages."""
+
+    def __init__(self, workdir: Path) -> None:
+        import shutil
+
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            pytest.fail("mosquitto is not installed (scripts/setup.sh installs it)")
+        self.exe, self.port = exe, free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                             "max_queued_messages 200000\nmax_inflight_messages 1000\n", encoding="utf-8")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Broker:
+        import socket
+        import time
+
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture()
+def broker(tmp_path: Path):
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
