@@ -215,7 +215,8 @@ def test_dashboard_shows_live_values_in_headless_chromium(hub, tmp_path: Path) -
     def dom() -> str:
         return subprocess.run([exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
 
-    assert http(hub["url"] + "/api/readings", json.dumps(reading(1, device="web-1", temperature_c=21.5)).encode())[0] == 201
+    first_reading = json.dumps(reading(1, device="web-1", temperature_c=21.5)).encode()
+    assert http(hub["url"] + "/api/readings", first_reading)[0] == 201
     first = dom()
     assert 'data-device="web-1"' in first and ">21.5<" in first and "AMAN" in first
     hot = reading(2, device="web-1", temperature_c=36.0, humidity_pct=70.0, wind_kmh=45.0)
