@@ -8,7 +8,6 @@ trail/<device>/alert (out, QoS1, on Berbahaya).
 from __future__ import annotations
 
 import csv
-import hmac
 import io
 import logging
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 from edge.errors import EdgeError, MissingDependency
 from edge.trail.store import FEATURES, IDEAL, RANGES, Classifier, Invalid, Store, validate
+from edge.web import api_app, fail
 
 log = logging.getLogger("edge.trail.hub")
 PAGE = Path(__file__).with_name("dashboard.html")
@@ -114,26 +114,10 @@ class MqttIngest:
 
 
 def create_app(store: Store, ingest: Ingest, token: str) -> Any:
-    try:
-        from flask import Flask, Response, jsonify, request
-    except ImportError:
-        raise MissingDependency("flask", "trail", "the trail hub's web API") from None
-    if not token:
-        raise EdgeError("the trail hub needs an API token (--token or EDGE_TRAIL_TOKEN)")
-    app = Flask("edge.trail")
-    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    from flask import Response, jsonify, request
 
-    def fail(status: int, msg: str) -> Any:
-        return jsonify({"error": msg}), status
-
-    @app.before_request
-    def _auth() -> Any:
-        if not request.path.startswith("/api/"):
-            return None
-        got = request.headers.get("Authorization", "") or f"Bearer {request.args.get('token', '')}"
-        if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-            return fail(401, "missing or wrong token")
-        return None
+    # ?token= too: the dashboard's CSV link is a plain download
+    app = api_app("edge.trail", token, 16 * 1024, "trail", "the trail hub's web API", query_token=True)
 
     @app.get("/")
     def page() -> Any:

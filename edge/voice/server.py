@@ -9,15 +9,15 @@ Every /api route needs ``Authorization: Bearer <token>``. A replayed id returns 
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EdgeError, MissingDependency
+from edge.errors import EdgeError
 from edge.voice.ledger import Ledger, report_csv
 from edge.voice.parse import parse
+from edge.web import api_app, fail
 
 MAX_BODY = 2 * 1024 * 1024  # 2 MB: 60 s of 16 kHz 16-bit audio fits
 MAX_TEXT = 1000
@@ -26,30 +26,9 @@ ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 def create_app(ledger: Ledger, token: str, recognizer: Any = None, max_body: int = MAX_BODY,
                vocab: str | None = None) -> Any:
-    try:
-        from flask import Flask, Response, jsonify, request
-    except ImportError:
-        raise MissingDependency("flask", "voice", "edge voice serve") from None
-    if not token:
-        raise EdgeError("edge voice serve needs a token (--token or EDGE_VOICE_TOKEN)")
-    app = Flask("edge.voice")
-    app.config["MAX_CONTENT_LENGTH"] = max_body
+    from flask import Response, jsonify, request
 
-    def fail(status: int, msg: str) -> Any:
-        return jsonify({"error": msg}), status
-
-    @app.before_request
-    def _auth() -> Any:
-        if not request.path.startswith("/api/"):
-            return None
-        got = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-            return fail(401, "missing or wrong token (Authorization: Bearer <token>)")
-        return None
-
-    @app.errorhandler(413)
-    def _too_big(_e: Any) -> Any:
-        return fail(413, f"upload larger than {max_body} bytes")
+    app = api_app("edge.voice", token, max_body, "voice", "edge voice serve")
 
     @app.get("/health")
     def health() -> Any:
