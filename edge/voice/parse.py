@@ -20,7 +20,7 @@ from edge.errors import EdgeError, MissingDependency
 VOCAB_FILE = Path(__file__).with_name("vocab.json")
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[a-z]+|%", re.IGNORECASE)
 # "se" + scale words are one token that means 1 x scale.
-_SE_WORDS = {"seratus": ("1", "ratus"), "seribu": ("1", "ribu"), "sejuta": ("1", "juta")}
+_SE_WORDS = {"seratus": "ratus", "seribu": "ribu", "sejuta": "juta"}
 _PREFIX_UNITS = {"level", "lvl", "nomor", "no", "lantai", "kelas", "ukuran", "size", "number"}
 
 
@@ -183,11 +183,8 @@ def tokenize(text: str, vocab: Vocab, auto: Any) -> list[Token]:
             j += 1
         if j < len(kw) and kw[j][0] <= t.start < kw[j][1]:
             start, end, phrase, kind = kw[j]
-            if out and out[-1].start == start and out[-1].kind == kind and " " in phrase:
-                out[-1].end, out[-1].text = end, text[start:end]  # a multi-word phrase is one token
-                continue
             t.kind = kind
-            if " " in phrase:
+            if " " in phrase:  # a multi-word phrase becomes one token; the words it swallows are dropped below
                 t.end, t.text = end, text[start:end]
         out.append(t)
     # drop tokens swallowed by a multi-word phrase
@@ -206,7 +203,7 @@ def _numbers(toks: list[Token], vocab: Vocab) -> list[Amount]:
     numeric = {"digits", "number", "scale", "mult", "half", "decimal"}
     while i < len(toks):
         t = toks[i]
-        if t.kind not in ("digits", "number", "half") and not (t.kind == "mult" and t.text.lower() in _SE_WORDS):
+        if t.kind not in ("digits", "number", "half"):
             i += 1
             continue
         total, current, last, has_mult = 0.0, 0.0, 0.0, False
@@ -227,8 +224,7 @@ def _numbers(toks: list[Token], vocab: Vocab) -> list[Amount]:
                 # a unit glued to digits ('20rb', '950ml') arrives as the next token
             elif tj.kind == "number":
                 if word in _SE_WORDS:
-                    one, scale = _SE_WORDS[word]
-                    mult = vocab.multipliers.get(scale)
+                    mult = vocab.multipliers.get(_SE_WORDS[word])
                     if mult:
                         total += 1 * mult
                         has_mult = True
