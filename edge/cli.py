@@ -18,10 +18,9 @@ DEFAULT_ARTIFACTS = Path("artifacts")
 
 def _zoo() -> Path:
     """models/zoo: trained artifacts committed with the repository (installed inside edge.models)."""
-    import importlib.util
+    from edge.zoo import zoo_dir
 
-    spec = importlib.util.find_spec("edge.models")
-    return Path(list(spec.submodule_search_locations)[0]) / "zoo"
+    return zoo_dir()
 
 
 
@@ -242,7 +241,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         from edge.models.train_image import default_config, train_classifier
     except ImportError as exc:
         raise EdgeError(f"training needs the train extra ({exc.name} missing): pip install 'edge[train]'") from None
-    recipe = "tomato-mobilenet" if fam.name == "tomato" and a.arch == "mobilenet" else fam.name
+    recipe = f"{fam.name}-mobilenet" if a.arch == "mobilenet" else fam.name
     cfg = default_config(recipe, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr, seed=a.seed,
                          max_per_class=a.max_per_class, threads=a.threads, device=a.device)
     if fam.name == "asl" and a.no_stn:
@@ -334,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-per-class", type=int, help="cap training images per class (quick runs)")
     p.add_argument("--arch", choices=["default", "mobilenet"], default="default",
-                   help="tomato: 'mobilenet' trains the ImageNet-initialised MobileNetV2 deploy variant")
+                   help="tomato, asl: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN)")
     p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
     p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
     p.add_argument("--json", action="store_true")
@@ -359,9 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.voice.cli import add_commands as voice_commands
 
     voice_commands(sub)
+    from edge.demo_cli import add_commands as demo_commands
     from edge.trail.cli import add_commands as trail_commands
 
     trail_commands(sub)
+    demo_commands(sub)
     return ap
 
 

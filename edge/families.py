@@ -43,6 +43,8 @@ class Family:
     embedding_size: int | None = None
     dataset: str = ""  # folder under EDGE_DATA
     paper: str = ""
+    # camera frame -> model input crop, written into every manifest (see edge.prestep)
+    prestep: dict[str, Any] = field(default_factory=lambda: {"kind": "whole"})
 
     def input_spec(self, imgsz: int | None = None) -> InputSpec:
         if self.kind == "tree":
@@ -76,6 +78,7 @@ FAMILIES: dict[str, Family] = {
             std=[0.5],
             embedding_size=128,
             dataset="faces/orl",
+            prestep={"kind": "face", "margin": 0.15, "square": True},
             paper="F1 1.00 (30 people, 8:2 split, Adam lr 0.001)",
         ),
         Family(
@@ -91,6 +94,8 @@ FAMILIES: dict[str, Family] = {
             std=[0.5],
             classes=ASL_LETTERS,
             dataset="asl/kaggle_alphabet",
+            # the paper's guide box: the hand goes in a square on the right of the frame (x, y, w, h as fractions)
+            prestep={"kind": "roi", "box": [0.5, 0.1, 0.45, 0.6], "square": True},
             paper="86.09% from scratch, 100% pretrained",
         ),
         Family(
@@ -106,6 +111,7 @@ FAMILIES: dict[str, Family] = {
             std=GRAY_IMAGENET_STD,
             classes=FER_CLASSES,
             dataset="fer2013",
+            prestep={"kind": "face", "margin": 0.1, "square": True},
             paper="71.9% val accuracy",
         ),
         Family(
@@ -121,6 +127,7 @@ FAMILIES: dict[str, Family] = {
             std=IMAGENET_STD,
             classes=TOMATO_CLASSES,
             dataset="tomato/laboro_big",
+            prestep={"kind": "center_crop", "fraction": 0.8},
             paper="95% accuracy (ResNet50, ripe/unripe)",
         ),
         Family(

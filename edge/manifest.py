@@ -57,6 +57,8 @@ class Manifest:
     size_bytes: int = 0
     io_names: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # what a live app does to a camera frame before ``input``: {"kind": "face" | "roi" | "center_crop" | "whole", ...}
+    prestep: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

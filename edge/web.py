@@ -9,20 +9,22 @@ from typing import Any
 from edge.errors import EdgeError, MissingDependency
 
 
-def api_app(name: str, token: str, max_body: int, extra: str, what: str, query_token: bool = False) -> Any:
-    """A Flask app whose /api/* routes need ``Authorization: Bearer <token>`` (or ``?token=`` if query_token)."""
+def api_app(name: str, token: str | None, max_body: int, extra: str, what: str, query_token: bool = False,
+            protect: str = "/api/") -> Any:
+    """A Flask app whose ``protect``-prefixed routes need ``Authorization: Bearer <token>`` (or ``?token=`` if
+    query_token).  ``token=None`` means an open app (a demo on the local network); an empty token is an error."""
     try:
         from flask import Flask, request
     except ImportError:
         raise MissingDependency("flask", extra, what) from None
-    if not token:
+    if token is not None and not token:
         raise EdgeError(f"{what} needs an API token (--token or the environment variable)")
     app = Flask(name)
     app.config["MAX_CONTENT_LENGTH"] = max_body
 
     @app.before_request
     def _auth() -> Any:
-        if not request.path.startswith("/api/"):
+        if token is None or not request.path.startswith(protect):
             return None
         got = request.headers.get("Authorization", "")
         if not got and query_token:

@@ -60,7 +60,7 @@ def base_manifest(ref: Reference, fmt: Format) -> Manifest:
         threshold=ref.meta.get("threshold"), trained=ref.trained,
         source={"checkpoint": str(ref.checkpoint), "trained": ref.trained, "note": ref.meta.get("note", ""),
                 "metrics": ref.meta.get("metrics", {})},
-        exporter=versions(*EXPORTER_PACKAGES), metrics=ref.meta.get("metrics", {}),
+        exporter=versions(*EXPORTER_PACKAGES), metrics=ref.meta.get("metrics", {}), prestep=dict(fam.prestep),
     )
 
 

@@ -75,3 +75,29 @@ class STNEfficientNet(nn.Module):
 def stn_efficientnet_b4(num_classes: int = 26, in_channels: int = 1, stn: bool = True) -> STNEfficientNet:
     """Build the ASL classifier (random init: no EfficientNet-B4 ImageNet weights exist here)."""
     return STNEfficientNet(num_classes=num_classes, in_channels=in_channels, stn=stn)
+
+
+class STNMobileNet(nn.Module):
+    """Optional STN, then torchvision's MobileNetV2 (ImageNet-initialised when ``pretrained``), grayscale stem.
+
+    The CPU-sized ASL variant: no EfficientNet-B4 ImageNet weights exist here, and from scratch B4 does not
+    learn 26 letters from 2,080 images in a CPU session; MobileNetV2's ImageNet file does exist.
+    """
+
+    keep_float = ("stn",)
+
+    def __init__(self, num_classes: int = 26, in_channels: int = 1, stn: bool = True, pretrained: bool = False) -> None:
+        super().__init__()
+        from edge.models.classifiers import mobilenet_v2_classifier
+
+        self.stn = SpatialTransformer(in_channels) if stn else nn.Identity()
+        self.backbone = mobilenet_v2_classifier(num_classes, in_channels=in_channels, pretrained=pretrained)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.stn(x))
+
+
+def stn_mobilenet_v2(num_classes: int = 26, in_channels: int = 1, stn: bool = True,
+                     pretrained: bool = False) -> STNMobileNet:
+    """Build the CPU-sized ASL classifier: STN + MobileNetV2."""
+    return STNMobileNet(num_classes=num_classes, in_channels=in_channels, stn=stn, pretrained=pretrained)

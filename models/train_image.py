@@ -58,6 +58,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                          "builder": "edge.models.classifiers:mobilenet_v2_classifier",
                          "builder_kwargs": {"num_classes": 3, "pretrained": True}},
     "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3},
+    "asl-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3,
+                      "builder": "edge.models.stn:stn_mobilenet_v2",
+                      "builder_kwargs": {"num_classes": 26, "pretrained": True},
+                      "augment": AugmentConfig(rotate_deg=20.0, scale=(0.7, 1.2), shift=0.15, blur_p=0.3,
+                                               brightness=0.4, contrast=0.4)},
 }
 
 
@@ -65,7 +70,7 @@ def default_config(family: str, **overrides: Any) -> TrainConfig:
     base = DEFAULTS.get(family)
     if base is None:
         raise EdgeError(f"no image training recipe for '{family}'; have: {', '.join(DEFAULTS)}")
-    fam_name = "tomato" if family.startswith("tomato") else family
+    fam_name = family.split("-")[0]  # "tomato-mobilenet" -> tomato
     kw = {**base, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(family=fam_name, **kw)
 

@@ -1,0 +1,93 @@
+"""The model-specific step between a camera frame and the model input, read from the manifest's ``prestep``.
+
+Kinds: ``whole`` (the frame), ``center_crop`` (``fraction`` of the shorter side), ``roi`` (a guide box ``box`` =
+[x, y, w, h] as fractions of the frame, as the ASL paper's on-screen box) and ``face`` (the detected faces grown by
+``margin``).  Colour and size are then the input spec's business (``edge.data.to_tensor``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.faces import Box, crop, expand_box, make_detector
+from edge.manifest import Manifest
+
+KINDS = ("whole", "center_crop", "roi", "face")
+
+
+def prestep_spec(manifest: Manifest, override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest's prestep, or the family's default for manifests written before it existed, plus overrides."""
+    spec = dict(manifest.prestep)
+    if not spec:
+        from edge.families import FAMILIES
+
+        fam = FAMILIES.get(manifest.family)
+        spec = dict(fam.prestep) if fam else {"kind": "whole"}
+    spec.update(override or {})
+    if spec.get("kind") not in KINDS:
+        raise EdgeError(f"unknown prestep kind {spec.get('kind')!r}; known: {', '.join(KINDS)}")
+    return spec
+
+
+def parse_roi(text: str) -> list[float]:
+    """'x,y,w,h' as fractions of the frame (0..1)."""
+    try:
+        box = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise EdgeError(f"--roi wants four fractions x,y,w,h, got {text!r}") from None
+    if len(box) != 4 or not all(0 <= v <= 1 for v in box) or box[2] <= 0 or box[3] <= 0:
+        raise EdgeError(f"--roi wants four fractions 0..1 (x,y,w,h with w,h > 0), got {text!r}")
+    return box
+
+
+@dataclass
+class Prestep:
+    """Callable: frame (H, W[, 3] uint8) -> list of (crop, box); an empty list when there is nothing to classify."""
+
+    spec: dict[str, Any]
+    detector_spec: str = "haar"
+    all_faces: bool = False
+    detector: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.spec["kind"] == "face" and self.detector is None:
+            self.detector = make_detector(self.detector_spec, int(self.spec.get("min_size", 40)))
+
+    @property
+    def kind(self) -> str:
+        return str(self.spec["kind"])
+
+    def region(self, shape: tuple[int, ...]) -> Box | None:
+        """The fixed box this prestep looks at (roi / center_crop), for drawing the guide; None otherwise."""
+        h, w = shape[:2]
+        if self.kind == "roi":
+            fx, fy, fw, fh = self.spec.get("box", [0.0, 0.0, 1.0, 1.0])
+            box = (int(fx * w), int(fy * h), max(1, int(fw * w)), max(1, int(fh * h)))
+            if self.spec.get("square"):
+                s = min(box[2], box[3])
+                box = (box[0] + (box[2] - s) // 2, box[1] + (box[3] - s) // 2, s, s)
+            return box
+        if self.kind == "center_crop":
+            s = int(min(h, w) * float(self.spec.get("fraction", 1.0)))
+            return ((w - s) // 2, (h - s) // 2, s, s)
+        if self.kind == "whole":
+            return (0, 0, w, h)
+        return None
+
+    def __call__(self, frame: np.ndarray) -> list[tuple[np.ndarray, Box]]:
+        if frame is None or frame.size == 0:
+            return []
+        if self.kind == "face":
+            faces = self.detector.detect(frame)
+            if not self.all_faces:
+                faces = faces[:1]
+            margin, square = float(self.spec.get("margin", 0.0)), bool(self.spec.get("square", False))
+            boxes = [expand_box(b, frame.shape, margin, square) for b in faces]
+            return [(crop(frame, b), b) for b in boxes if b[2] > 0 and b[3] > 0]
+        box = self.region(frame.shape)
+        assert box is not None
+        return [(crop(frame, box), box)]
