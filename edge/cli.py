@@ -358,11 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.voice.cli import add_commands as voice_commands
 
     voice_commands(sub)
+    from edge.attend.cli import add_commands as attend_commands
     from edge.demo_cli import add_commands as demo_commands
     from edge.trail.cli import add_commands as trail_commands
 
     trail_commands(sub)
     demo_commands(sub)
+    attend_commands(sub)
     return ap
 
 

@@ -1,0 +1,1 @@
+"""Attendance station: enrol, recognise, log, publish."""
