@@ -205,6 +205,26 @@ def cmd_bench_compare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench_apps(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="edge bench apps",
+                                 description="FPS of edge live, POST /predict latency, attendance FPS and accuracy "
+                                             "(with the dlib pipeline side by side)")
+    ap.add_argument("--what", default="live,serve,attend", help="comma list of live, serve, attend")
+    ap.add_argument("--artifacts", default="artifacts", help="fp32 ONNX files found here are measured too")
+    ap.add_argument("--seconds", type=float, default=20.0, help="load duration per model for serve")
+    ap.add_argument("--out", default="docs/bench")
+    a = ap.parse_args(argv)
+    from edge.bench.apps import run
+
+    what = tuple(w.strip() for w in a.what.split(",") if w.strip())
+    bad = set(what) - {"live", "serve", "attend"}
+    if bad:
+        raise EdgeError(f"unknown --what {', '.join(sorted(bad))}: live, serve, attend")
+    run(Path(a.out), what, Path(a.artifacts), a.seconds)
+    print((Path(a.out) / "apps-x86-2core.md").read_text())
+    return 0
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     if fam.name == "trail":
@@ -315,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact")
     p.set_defaults(fn=cmd_info)
 
-    p = sub.add_parser("bench", help="benchmark exported artifacts; 'edge bench compare A.json B.json' compares")
+    p = sub.add_parser("bench", help="benchmark exported artifacts; 'edge bench compare A.json B.json' compares; "
+                                         "'edge bench apps' measures live/serve/attend")
     _bench_args(p)
     p.set_defaults(fn=cmd_bench)
 
@@ -393,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         rest = [x for x in argv if x not in ("-v", "--verbose")]
         if rest[:2] == ["bench", "compare"]:
             return cmd_bench_compare(rest[2:])
+        if rest[:2] == ["bench", "apps"]:
+            return cmd_bench_apps(rest[2:])
         ap = build_parser()
         a = ap.parse_args(argv)
         if not getattr(a, "fn", None):

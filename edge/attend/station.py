@@ -63,6 +63,10 @@ class FacePipeline:
         if self.detector is None:
             self.detector = make_detector(self.detector_spec, self.min_face)
 
+    @property
+    def threshold(self) -> float:
+        return float(self.embedder.threshold)
+
     def faces(self, frame: np.ndarray) -> list[Box]:
         return self.detector.detect(frame)
 

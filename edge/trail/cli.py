@@ -20,7 +20,52 @@ def cmd_hub(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flash(a: argparse.Namespace) -> int:
+    from edge.trail.deploy import flash
+
+    cmds = flash(a.port, Path(a.firmware), a.chip, a.baud, erase=not a.no_erase, dry_run=a.dry_run)
+    for c in cmds:
+        print(("would run: " if a.dry_run else "ran: ") + " ".join(c))
+    return 0
+
+
+def cmd_deploy(a: argparse.Namespace) -> int:
+    from edge.trail.deploy import FIRMWARE_DIR, check, deploy, plan
+
+    p = plan(Path(a.src) if a.src else FIRMWARE_DIR,
+             Path(a.config) if a.config else None, Path(a.tree) if a.tree else None)
+    if not a.check:
+        files = deploy(a.port, p, reset=not a.no_reset, resume=a.resume)
+        print(f"copied {len(files)} files to {a.port}: {', '.join(files)}" + ("" if a.no_reset else "; reset"))
+    rows = check(a.port, p, resume=a.resume)
+    for r in rows:
+        print(f"{r['status']:8s} {r['file']:24s} local {r['local']}  board {r['board']}")
+    bad = [r for r in rows if r["status"] != "ok"]
+    if bad:
+        raise EdgeError(f"{len(bad)} file(s) on the board differ from the local ones: run 'edge deploy' again")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flash", help="erase an ESP32 and write a MicroPython image (esptool)")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--firmware", required=True, help="MicroPython .bin (https://micropython.org/download/ESP32_GENERIC/)")
+    p.add_argument("--chip", default="esp32")
+    p.add_argument("--baud", type=int, default=460800)
+    p.add_argument("--no-erase", action="store_true", help="write without erasing first")
+    p.add_argument("--dry-run", action="store_true", help="check the image and print the esptool commands only")
+    p.set_defaults(fn=cmd_flash)
+
+    p = sub.add_parser("deploy", help="copy the station firmware, config and tree to the board (mpremote)")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--config", help="your station's config.json (default firmware/esp32/config.json)")
+    p.add_argument("--src", help="firmware folder (default firmware/esp32 in this checkout)")
+    p.add_argument("--tree", help="generated MicroPython tree (default the zoo's trail.py)")
+    p.add_argument("--check", action="store_true", help="only compare sha256 of the files on the board")
+    p.add_argument("--no-reset", action="store_true", help="do not reset the board after copying")
+    p.add_argument("--resume", action="store_true", help="attach without a soft reset (the unix port needs it)")
+    p.set_defaults(fn=cmd_deploy)
+
     t = sub.add_parser("trail", help="trail-safety station: the hub with its dashboard")
     ts = t.add_subparsers(dest="trail_cmd", metavar="ACTION")
     p = ts.add_parser("hub", help="MQTT + HTTP ingest -> tree -> SQLite -> alerts; dashboard at http://HOST:PORT/")

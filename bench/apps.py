@@ -1,0 +1,367 @@
+"""``edge bench apps``: the live demos, the web API and the attendance station, measured on this machine.
+
+- live: FPS of ``edge live`` per family on 640x480 frames made from the shared data, split into capture /
+  prestep / inference / overlay, for each artifact found (zoo int8, and fp32 ONNX under --artifacts).
+- serve: p50/p99 of ``POST /predict/<model>`` from 8 concurrent clients against ``edge serve`` in its own process.
+- attend: end-to-end attendance FPS at 1 and 2 threads by stage, identification on ORL people never seen in training
+  (accuracy, false-accept rate at the manifest threshold, EER), and the face_recognition (dlib) pipeline on the
+  same frames: HOG detection + 5 landmarks + ResNet descriptor.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.bench.frames import place, write_video
+from edge.data import data_root, read_image, split_family
+
+FAMILY_DATA = {"fer": "face", "asl": "roi", "tomato": "whole"}
+
+
+# ---------------------------------------------------------------- frames
+def family_frames(family: str, n: int = 60) -> tuple[list[np.ndarray], list[int]]:
+    """640x480 frames as a camera would see each family's subject, with the true class of each."""
+    from edge.families import get_family
+
+    s = split_family(family)
+    test = s.parts["test"]
+    idx = np.linspace(0, len(test) - 1, min(n, len(test))).round().astype(int)
+    frames, labels = [], []
+    box = get_family(family).prestep.get("box")
+    for i in idx:
+        smp = test[i]
+        img = read_image(smp.path, "rgb")
+        if family == "tomato":
+            frame = cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR)
+        elif family == "asl":
+            frame = place(img, box=tuple(box))
+        else:
+            frame = place(img)
+        frames.append(frame)
+        labels.append(smp.label)
+    return frames, labels
+
+
+def _artifacts(family: str, artifacts: Path | None) -> list[Path]:
+    from edge.zoo import zoo_models
+
+    out = []
+    if family in zoo_models():
+        out.append(zoo_models()[family])
+    if artifacts is not None:
+        fp32 = artifacts / family / f"{family}.onnx"
+        if fp32.exists():
+            out.append(fp32)
+    return out
+
+
+def bench_live(families: list[str], artifacts: Path | None, threads: int = 1, n: int = 60) -> list[dict[str, Any]]:
+    from edge.capture import FrameSource
+    from edge.live import Classifier, LiveStats, Smoother, run_live
+
+    rows = []
+    tmp = Path(".edge-bench-tmp")
+    tmp.mkdir(exist_ok=True)
+    for fam in families:
+        frames, labels = family_frames(fam, n)
+        video = write_video(frames, tmp / f"{fam}.avi")
+        for art in _artifacts(fam, artifacts):
+            clf = Classifier.open(art, threads=threads)
+            # warm-up, then the measured pass reads the video like a camera (decode counts as capture)
+            list(run_live(iter(frames[:5]), clf, Smoother("none"), overlay=True))
+            stats = LiveStats()
+            recs = list(run_live(FrameSource(video=str(video)).frames(), clf, Smoother("none"), overlay=True,
+                                 stats=stats))
+            hits = [r["label"] == clf.classes[y] for r, y in zip(recs, labels) if r["label"]]
+            s = stats.summary()
+            rows.append({"family": fam, "artifact": art.name, "format": clf.model.manifest.format,
+                         "threads": threads, "frames": s["frames"], "classified": s["classified"],
+                         "fps": s["fps"], **{f"{k}_ms": v for k, v in s["ms_per_frame"].items()},
+                         "accuracy_on_classified": round(float(np.mean(hits)), 4) if hits else None})
+    return rows
+
+
+# ----------------------------------------------------------------- serve
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load(url: str, model: str, bodies: list[bytes], clients: int, seconds: float) -> tuple[list[float], int, float]:
+    """``clients`` threads posting frames for ``seconds``: (latencies of the 200s, error count, wall seconds)."""
+    import requests
+
+    lat: list[float] = []
+    errors = [0]
+    stop = time.perf_counter() + seconds
+
+    def client(k: int) -> None:
+        s = requests.Session()
+        i = k
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            r = s.post(f"{url}/predict/{model}?source=camera", data=bodies[i % len(bodies)], timeout=30)
+            if r.status_code == 200:
+                lat.append(time.perf_counter() - t0)
+            else:
+                errors[0] += 1
+            i += 1
+
+    ts = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return lat, errors[0], time.perf_counter() - t0
+
+
+def bench_serve_api(models: list[str], clients: int = 8, seconds: float = 20.0) -> list[dict[str, Any]]:
+    """p50/p99 latency and throughput of POST /predict/<model>, the server in its own process."""
+    import requests
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--models", ",".join(models), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                requests.get(url + "/models", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        rows = []
+        for m in models:
+            frames, _ = family_frames(m, 8)
+            bodies = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in frames]
+            lat, errors, wall = _load(url, m, bodies, clients, seconds)
+            a = np.array(lat) * 1000
+            rows.append({"model": m, "clients": clients, "seconds": round(wall, 1), "requests": len(lat),
+                         "errors": errors, "rps": round(len(lat) / wall, 1),
+                         "p50_ms": round(float(np.percentile(a, 50)), 1) if len(a) else None,
+                         "p99_ms": round(float(np.percentile(a, 99)), 1) if len(a) else None})
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# ---------------------------------------------------------------- attend
+def orl_people() -> dict[str, list[Path]]:
+    s = split_family("face")
+    out: dict[str, list[Path]] = {}
+    for x in s.parts["test"]:
+        out.setdefault(s.classes[x.label], []).append(x.path)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    ths = np.unique(np.concatenate([genuine, impostor]))
+    best = 1.0
+    for t in ths:
+        far = float(np.mean(impostor <= t))
+        frr = float(np.mean(genuine > t))
+        best = min(best, max(far, frr))
+    return round(best, 4)
+
+
+class DlibPipeline:
+    """What the face_recognition package does, with dlib directly: HOG detector, 5 landmarks, ResNet descriptor."""
+
+    name = "dlib (face_recognition pipeline)"
+
+    def __init__(self) -> None:
+        import dlib
+
+        from edge.attend.embed import DlibEmbedder
+
+        self.hog = dlib.get_frontal_face_detector()
+        self.emb = DlibEmbedder()
+        self.threshold = self.emb.threshold
+
+    def faces(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        rects = self.hog(frame, 1)  # face_recognition's default: upsample once
+        return [(r.left(), r.top(), r.width(), r.height()) for r in rects]
+
+    def embed(self, frame: np.ndarray, boxes: list) -> np.ndarray:
+        return self.emb.embed(frame, boxes, [])
+
+
+def identification(pipe: Any, people: dict[str, list[Path]], enrolled: list[str], shots: int = 3) -> dict[str, Any]:
+    """Enrol ``shots`` images of each enrolled person; query the rest of everyone (strangers are impostors)."""
+    gal_v, gal_n = [], []
+    timing = {"detect": 0.0, "embed": 0.0, "match": 0.0}
+    frames_seen = 0
+    for n in enrolled:
+        for p in people[n][:shots]:
+            f = place(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
+            b = pipe.faces(f)
+            if b:
+                gal_v.append(pipe.embed(f, b[:1])[0])
+                gal_n.append(n)
+    gal = np.stack(gal_v)
+    correct = wrong = missed = no_face = fa = impostor_n = 0
+    genuine_d, impostor_d = [], []
+    for n, paths in people.items():
+        for p in paths[shots:]:
+            f = place(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
+            t0 = time.perf_counter()
+            b = pipe.faces(f)
+            t1 = time.perf_counter()
+            frames_seen += 1
+            if not b:
+                no_face += 1
+                if n in enrolled:
+                    missed += 1
+                continue
+            v = pipe.embed(f, b[:1])[0]
+            t2 = time.perf_counter()
+            d = np.linalg.norm(gal - v[None], axis=1)
+            i = int(np.argmin(d))
+            t3 = time.perf_counter()
+            timing["detect"] += t1 - t0
+            timing["embed"] += t2 - t1
+            timing["match"] += t3 - t2
+            accepted = d[i] <= pipe.threshold
+            if n in enrolled:
+                genuine_d.append(float(np.min(d[[k for k, g in enumerate(gal_n) if g == n]])))
+                impostor_d.extend(float(x) for k, x in enumerate(d) if gal_n[k] != n)
+                if accepted and gal_n[i] == n:
+                    correct += 1
+                elif accepted:
+                    wrong += 1
+                else:
+                    missed += 1
+            else:
+                impostor_n += 1
+                impostor_d.extend(float(x) for x in d)
+                fa += int(accepted)
+    n_known = sum(len(people[n][shots:]) for n in enrolled)
+    return {"enrolled_people": len(enrolled), "strangers": len(people) - len(enrolled), "shots": shots,
+            "queries_known": n_known, "queries_strangers": impostor_n,
+            "identification_accuracy": round(correct / n_known, 4), "misidentified": wrong, "not_recognised": missed,
+            "no_face": no_face, "false_accept_rate_strangers": round(fa / max(impostor_n, 1), 4),
+            "eer": eer(np.array(genuine_d), np.array(impostor_d)), "threshold": pipe.threshold,
+            "ms_per_query": {k: round(1000 * v / max(frames_seen - no_face, 1), 2) for k, v in timing.items()}}
+
+
+def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True) -> dict[str, Any]:
+    from edge.attend.embed import make_embedder
+    from edge.attend.station import Debounce, FacePipeline, RunStats, enroll, run_attendance
+    from edge.attend.store import Store
+    from edge.capture import FrameSource
+
+    people = orl_people()
+    names = list(people)
+    enrolled = names[: len(names) // 2 + 3]  # 8 of 10 enrolled, 2 strangers
+    out: dict[str, Any] = {"identification": {}, "fps": []}
+    tmp = Path(".edge-bench-tmp")
+    tmp.mkdir(exist_ok=True)
+    frames = [place(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for n in names for p in people[n][3:]]
+    video = write_video(frames, tmp / "attend.avi")
+    for threads in threads_list:
+        import cv2 as _cv
+
+        _cv.setNumThreads(threads)
+        pipe = FacePipeline(make_embedder("siamese", threads=threads))
+        db = tmp / f"attend-{threads}.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        store = Store(db)
+        for n in enrolled:
+            enroll(store, pipe, n, [(p.name, place(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))) for p in people[n][:3]])
+        stats = RunStats()
+        t0 = time.perf_counter()
+        list(run_attendance(FrameSource(video=str(video)).frames(), store, pipe, Debounce(window=0.0),
+                            stats=stats))
+        wall = time.perf_counter() - t0
+        n = max(stats.frames, 1)
+        out["fps"].append({"pipeline": "edge (Haar + Siamese SqueezeNet int8)", "threads": threads,
+                           "frames": stats.frames, "fps": round(stats.frames / wall, 2),
+                           **{f"{k}_ms": round(1000 * v / n, 2) for k, v in stats.seconds.items()},
+                           "capture_ms": round(1000 * (wall - sum(stats.seconds.values())) / n, 2)})
+        if threads == 1:
+            out["identification"]["edge"] = identification(pipe, people, enrolled)
+    if with_dlib:
+        try:
+            dl = DlibPipeline()
+        except Exception as exc:  # dlib missing: say so in the report
+            out["dlib_error"] = str(exc)
+            return out
+        t0 = time.perf_counter()
+        k = 0
+        for f in frames:
+            b = dl.faces(f)
+            if b:
+                dl.embed(f, b)
+            k += 1
+        wall = time.perf_counter() - t0
+        out["fps"].append({"pipeline": dl.name, "threads": 1, "frames": k, "fps": round(k / wall, 2)})
+        out["identification"]["dlib"] = identification(dl, people, enrolled)
+    return out
+
+
+# ----------------------------------------------------------------- report
+def run(out: Path, what: tuple[str, ...] = ("live", "serve", "attend"), artifacts: Path | None = None,
+        seconds: float = 20.0) -> dict[str, Any]:
+    from edge.bench.fingerprint import fingerprint
+
+    result: dict[str, Any] = {"device": fingerprint()}
+    fams = [f for f in ("fer", "asl", "tomato") if (data_root() / {"fer": "fer2013", "asl": "asl",
+                                                                    "tomato": "tomato"}[f]).exists()]
+    from edge.zoo import zoo_models
+
+    fams = [f for f in fams if f in zoo_models()]
+    if "live" in what:
+        result["live"] = bench_live(fams, artifacts, 1) + bench_live(fams[:1], artifacts, 2)
+    if "serve" in what:
+        result["serve"] = bench_serve_api(fams, 8, seconds)
+    if "attend" in what:
+        result["attend"] = bench_attend()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "apps-x86-2core.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "apps-x86-2core.md").write_text(markdown(result))
+    return result
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(none)\n"
+    keys = list(rows[0])
+    for r in rows[1:]:
+        keys += [k for k in r if k not in keys]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    dev = r["device"]
+    parts = [f"# Apps benchmark ({dev.get('cpu', '?')}, {dev.get('cores', '?')} cores)\n",
+             "Made by `edge bench apps`. Frames are 640x480, made from the shared data sets' test splits.\n"]
+    if "live" in r:
+        parts += ["## edge live (per frame, ms)\n", _table(r["live"])]
+    if "serve" in r:
+        parts += ["## POST /predict under load (8 clients)\n", _table(r["serve"])]
+    if "attend" in r:
+        a = r["attend"]
+        parts += ["## Attendance end to end\n", _table(a["fps"]), "\n## Identification on held-out ORL people\n",
+                  _table([{"pipeline": k, **{kk: vv for kk, vv in v.items() if kk != "ms_per_query"},
+                           **{f"{kk}_ms": vv for kk, vv in v["ms_per_query"].items()}}
+                          for k, v in a["identification"].items()])]
+        if "dlib_error" in a:
+            parts.append(f"\ndlib not measured: {a['dlib_error']}\n")
+    return "\n".join(parts)
