@@ -225,6 +225,20 @@ def cmd_bench_apps(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench_trail(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="edge bench trail",
+                                 description="hub ingest rate (QoS 1), tree per row in C/CPython/MicroPython, "
+                                             "firmware RAM and .mpy sizes")
+    ap.add_argument("-n", type=int, default=20000, help="readings to publish")
+    ap.add_argument("--out", default="docs/bench")
+    a = ap.parse_args(argv)
+    from edge.bench.trail import run
+
+    run(Path(a.out), a.n)
+    print((Path(a.out) / "trail-x86-2core.md").read_text())
+    return 0
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     if fam.name == "trail":
@@ -336,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_info)
 
     p = sub.add_parser("bench", help="benchmark exported artifacts; 'edge bench compare A.json B.json' compares; "
-                                         "'edge bench apps' measures live/serve/attend")
+                                         "'edge bench apps' measures live/serve/attend; 'edge bench trail' the station")
     _bench_args(p)
     p.set_defaults(fn=cmd_bench)
 
@@ -416,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench_compare(rest[2:])
         if rest[:2] == ["bench", "apps"]:
             return cmd_bench_apps(rest[2:])
+        if rest[:2] == ["bench", "trail"]:
+            return cmd_bench_trail(rest[2:])
         ap = build_parser()
         a = ap.parse_args(argv)
         if not getattr(a, "fn", None):
