@@ -161,6 +161,7 @@ def bench_serve_api(models: list[str], clients: int = 8, seconds: float = 20.0) 
 
 # ---------------------------------------------------------------- attend
 def orl_people() -> dict[str, list[Path]]:
+    """The ORL identities held out from the face model's training: name -> sorted image paths."""
     s = split_family("face")
     out: dict[str, list[Path]] = {}
     for x in s.parts["test"]:

@@ -19,8 +19,9 @@ from conftest import HAS_DATA, Broker, run_edge
 from edge.attend.embed import make_embedder
 from edge.attend.station import Debounce, FacePipeline, Publisher, RunStats, enroll, run_attendance
 from edge.attend.store import Store, StoreError
+from edge.bench.apps import orl_people
 from edge.bench.frames import place, write_video
-from edge.data import data_root, split_family
+from edge.data import data_root
 from edge.errors import EdgeError
 
 pytestmark = pytest.mark.skipif(not HAS_DATA, reason="shared data sets not found (EDGE_DATA)")
@@ -29,11 +30,7 @@ pytestmark = pytest.mark.skipif(not HAS_DATA, reason="shared data sets not found
 @pytest.fixture(scope="module")
 def people() -> dict[str, list[Path]]:
     """The ORL identities held out from training (the face model never saw them): name -> image paths."""
-    s = split_family("face")
-    out: dict[str, list[Path]] = {}
-    for x in s.parts["test"]:
-        out.setdefault(s.classes[x.label], []).append(x.path)
-    return {k: sorted(v) for k, v in sorted(out.items())}
+    return orl_people()
 
 
 def frame(path: Path) -> np.ndarray:
