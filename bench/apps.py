@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from edge.bench.frames import place, write_video
+from edge.bench.net import free_port
 from edge.data import data_root, read_image, split_family
-
-FAMILY_DATA = {"fer": "face", "asl": "roi", "tomato": "whole"}
 
 
 # ---------------------------------------------------------------- frames
@@ -91,14 +90,6 @@ def bench_live(families: list[str], artifacts: Path | None, threads: int = 1, n:
 
 
 # ----------------------------------------------------------------- serve
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load(url: str, model: str, bodies: list[bytes], clients: int, seconds: float) -> tuple[list[float], int, float]:
     """``clients`` threads posting frames for ``seconds``: (latencies of the 200s, error count, wall seconds)."""
     import requests
@@ -132,7 +123,7 @@ def bench_serve_api(models: list[str], clients: int = 8, seconds: float = 20.0) 
     """p50/p99 latency and throughput of POST /predict/<model>, the server in its own process."""
     import requests
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--models", ",".join(models), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -274,9 +265,7 @@ def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True)
     frames = [place(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for n in names for p in people[n][3:]]
     video = write_video(frames, tmp / "attend.avi")
     for threads in threads_list:
-        import cv2 as _cv
-
-        _cv.setNumThreads(threads)
+        cv2.setNumThreads(threads)
         pipe = FacePipeline(make_embedder("siamese", threads=threads))
         db = tmp / f"attend-{threads}.sqlite"
         for suffix in ("", "-wal", "-shm"):
@@ -321,11 +310,10 @@ def run(out: Path, what: tuple[str, ...] = ("live", "serve", "attend"), artifact
     from edge.bench.fingerprint import fingerprint
 
     result: dict[str, Any] = {"device": fingerprint()}
-    fams = [f for f in ("fer", "asl", "tomato") if (data_root() / {"fer": "fer2013", "asl": "asl",
-                                                                    "tomato": "tomato"}[f]).exists()]
+    from edge.families import get_family
     from edge.zoo import zoo_models
 
-    fams = [f for f in fams if f in zoo_models()]
+    fams = [f for f in ("fer", "asl", "tomato") if (data_root() / get_family(f).dataset).exists() and f in zoo_models()]
     if "live" in what:
         result["live"] = bench_live(fams, artifacts, 1) + bench_live(fams[:1], artifacts, 2)
     if "serve" in what:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,15 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.bench.net import Mosquitto
 from edge.zoo import zoo_dir
 
 ROWS = [[t, h, w] for t in (18.0, 24.0, 31.0, 36.0) for h in (45.0, 80.0, 97.0) for w in (2.0, 20.0, 45.0)]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ingest_rate(n: int = 20000, tmp: Path | None = None) -> dict[str, Any]:
@@ -32,19 +26,9 @@ def ingest_rate(n: int = 20000, tmp: Path | None = None) -> dict[str, Any]:
     from edge.trail.store import Classifier, Store
 
     tmp = tmp or Path(tempfile.mkdtemp())
-    port = _port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 1000000\nmax_inflight_messages 1000\n")
-    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = Mosquitto(tmp, max_queued=1000000).start()
+    port = broker.port
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         store = Store(tmp / "hub.sqlite")
         mq = MqttIngest(Ingest(store, Classifier()), "127.0.0.1", port, client_id="bench-hub")
         mq.start()
@@ -74,8 +58,7 @@ def ingest_rate(n: int = 20000, tmp: Path | None = None) -> dict[str, Any]:
         return {"readings": n, "stored": count, "lost": n - count, "seconds": round(t_stored, 2),
                 "readings_per_s": round(count / t_stored, 0), "publisher_acked_s": round(t_acked, 2)}
     finally:
-        broker.terminate()
-        broker.wait(10)
+        broker.stop()
 
 
 def tree_per_row(reps: int = 20000) -> dict[str, Any]:

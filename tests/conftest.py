@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.bench.net import Mosquitto
 from edge.data import data_root
+from edge.errors import EdgeError
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_DATA = (data_root() / "fer2013").is_dir()
@@ -54,47 +56,21 @@ def trail_run(tmp_path_factory) -> Path:
     return root
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A real mosquitto on a loopback port, stoppable and restartable (same port) to simulate outages."""
+class Broker(Mosquitto):
+    """The shared loopback mosquitto (edge.bench.net); a broker that cannot run fails the test."""
 
     def __init__(self, workdir: Path) -> None:
-        import shutil
-
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            pytest.fail("mosquitto is not installed (scripts/setup.sh installs it)")
-        self.exe, self.port = exe, free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                             "max_queued_messages 200000\nmax_inflight_messages 1000\n", encoding="utf-8")
-        self.proc: subprocess.Popen | None = None
+        try:
+            super().__init__(workdir)
+        except EdgeError as exc:
+            pytest.fail(str(exc))
 
     def start(self) -> Broker:
-        import socket
-        import time
-
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        try:
+            super().start()
+        except EdgeError as exc:
+            pytest.fail(str(exc))
+        return self
 
 
 @pytest.fixture()

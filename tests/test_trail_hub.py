@@ -19,7 +19,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import REPO, free_port
+from conftest import REPO
+from edge.bench.net import free_port
 from edge.trail.hub import Ingest, MqttIngest, create_app
 from edge.trail.store import Classifier, Store
 
