@@ -196,12 +196,16 @@ def test_broker_down_queues_events_in_sqlite(tmp_path: Path, pipe: FacePipeline,
         got: list[dict] = []
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="att-sub")
         ready = threading.Event()
-        sub.on_connect = lambda c, *a: (c.subscribe("t/att/#", qos=1), ready.set())
+        sub.on_connect = lambda c, *a: c.subscribe("t/att/#", qos=1)
+        sub.on_subscribe = lambda *a: ready.set()
         sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
-        broker.start()
-        sub.connect("127.0.0.1", broker.port)
-        sub.loop_start()
-        assert ready.wait(10)
+        # the publisher must not deliver before the subscriber listens (the broker keeps no session for it):
+        # holding the store's lock parks the publisher thread at its next read of the queue
+        with store.lock:
+            broker.start()
+            sub.connect("127.0.0.1", broker.port)
+            sub.loop_start()
+            assert ready.wait(10)
         deadline = time.time() + 20
         while (store.unpublished() or len(got) < 3) and time.time() < deadline:
             time.sleep(0.1)
