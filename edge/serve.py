@@ -23,6 +23,10 @@ MAX_PIXELS = 40_000_000  # refuse above this (a decompression bomb); downscale a
 MAX_SIDE = 1600
 
 
+class TooLarge(InputError):
+    """An upload over the pixel limit (answered 413)."""
+
+
 def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG, JPEG, GIF or BMP header without decoding; None when the format is unknown."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
@@ -59,7 +63,7 @@ def decode_upload(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX
     if size is not None:
         w, h = size
         if w * h > max_pixels:
-            raise InputError(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
+            raise TooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} MP; the limit is {max_pixels / 1e6:.0f} MP")
         if data[:2] == b"\xff\xd8" and max(w, h) > 2 * max_side:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale for almost nothing
             factor = min(8, 1 << int(np.log2(max(w, h) / max_side)))
@@ -68,7 +72,7 @@ def decode_upload(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX
     if img is None:
         raise InputError("cannot decode the upload as an image (corrupt, or not an image)")
     if img.shape[0] * img.shape[1] > max_pixels:
-        raise InputError(f"image is {img.shape[1]}x{img.shape[0]}; the limit is {max_pixels / 1e6:.0f} MP")
+        raise TooLarge(f"image is {img.shape[1]}x{img.shape[0]}; the limit is {max_pixels / 1e6:.0f} MP")
     h, w = img.shape[:2]
     if max(h, w) > max_side:
         s = max_side / max(h, w)
@@ -150,8 +154,7 @@ def create_app(models: dict[str, Classifier], token: str | None = None, max_byte
             img, info = decode_upload(data, max_pixels=max_pixels)
             result = predict_image(clf, img, request.args.get("source") == "camera")
         except InputError as exc:
-            status = 413 if "limit is" in str(exc) else 400
-            return fail(status, str(exc))
+            return fail(413 if isinstance(exc, TooLarge) else 400, str(exc))
         return jsonify({"model": name, **result, **info})
 
     @app.errorhandler(Exception)
