@@ -29,6 +29,7 @@ class SiameseEmbedder:
     model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        from edge.prestep import prestep_spec
         from edge.runtime import load
         from edge.zoo import resolve_model
 
@@ -40,7 +41,7 @@ class SiameseEmbedder:
         if th.get("metric", "euclidean") != "euclidean" or "distance" not in th:
             raise EdgeError(f"{self.model.artifact.name} has no Euclidean distance threshold in its manifest")
         self.threshold = float(th["distance"])
-        self.prestep = dict(m.prestep or {"kind": "face", "margin": 0.15, "square": True})
+        self.prestep = prestep_spec(m)  # the manifest's, or the face family's default
 
     def embed(self, frame: np.ndarray, boxes: list[Box], crops: list[np.ndarray]) -> np.ndarray:
         if not crops:

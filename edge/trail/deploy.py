@@ -128,9 +128,9 @@ def deploy(port: str, p: Plan, reset: bool = True, resume: bool = False) -> list
     """Copy every file in one mpremote session (folders made first), then reset the board."""
     if not Path(port).exists() and not port.startswith(("rfc2217://", "socket://")) and port != "auto":
         raise DeployError(f"no serial port {port} (plug the board in; ls /dev/ttyUSB* /dev/ttyACM*)")
-    dirs = sorted({str(Path(r).parent) for _, r in p.files if str(Path(r).parent) != "."}, key=len)
-    mk = "import os\nfor d in {!r}:\n    try:\n        os.mkdir(d)\n    except OSError:\n        pass\n".format([
-        "/".join(Path(d).parts[: i + 1]) for d in dirs for i in range(len(Path(d).parts))],)
+    # every folder on the way to a file, parents first: lib, lib/umqtt
+    dirs = sorted({"/".join(Path(r).parts[:i]) for _, r in p.files for i in range(1, len(Path(r).parts))}, key=len)
+    mk = f"import os\nfor d in {dirs!r}:\n    try:\n        os.mkdir(d)\n    except OSError:\n        pass\n"
     args = ["exec", mk]
     for local, remote in p.files:
         args += ["+", "fs", "cp", str(local), f":{remote}"]
