@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,54 +52,47 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([out_x, out_y], dim=-1)
 
 
-class STNEfficientNet(nn.Module):
-    """Optional STN, then torchvision's EfficientNet-B4 with a grayscale stem."""
+class STNClassifier(nn.Module):
+    """Optional STN in front of an image classifier backbone (``stn.*`` and ``backbone.*`` in the state dict)."""
 
     # int8 exporters keep these submodules in float: sampling coordinates quantised to 8 bits
     # move every pixel, and the STN costs little next to the backbone.
     keep_float = ("stn",)
 
-    def __init__(self, num_classes: int = 26, in_channels: int = 1, stn: bool = True) -> None:
+    def __init__(self, make_backbone: Callable[[], nn.Module], in_channels: int = 1, stn: bool = True) -> None:
         super().__init__()
+        # the STN is made first, so a seed gives the same weights as before the backbones shared this class
         self.stn = SpatialTransformer(in_channels) if stn else nn.Identity()
+        self.backbone = make_backbone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.stn(x))
+
+
+def stn_efficientnet_b4(num_classes: int = 26, in_channels: int = 1, stn: bool = True) -> STNClassifier:
+    """The paper's ASL classifier: STN + EfficientNet-B4 with a grayscale stem (random init: no EfficientNet-B4
+    ImageNet weights exist here)."""
+
+    def backbone() -> nn.Module:
         net = efficientnet_b4(weights=None, num_classes=num_classes)
         if in_channels != 3:
             stem = net.features[0][0]
             net.features[0][0] = nn.Conv2d(
                 in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False
             )
-        self.backbone = net
+        return net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.stn(x))
-
-
-def stn_efficientnet_b4(num_classes: int = 26, in_channels: int = 1, stn: bool = True) -> STNEfficientNet:
-    """Build the ASL classifier (random init: no EfficientNet-B4 ImageNet weights exist here)."""
-    return STNEfficientNet(num_classes=num_classes, in_channels=in_channels, stn=stn)
-
-
-class STNMobileNet(nn.Module):
-    """Optional STN, then torchvision's MobileNetV2 (ImageNet-initialised when ``pretrained``), grayscale stem.
-
-    The CPU-sized ASL variant: no EfficientNet-B4 ImageNet weights exist here, and from scratch B4 does not
-    learn 26 letters from 2,080 images in a CPU session; MobileNetV2's ImageNet file does exist.
-    """
-
-    keep_float = ("stn",)
-
-    def __init__(self, num_classes: int = 26, in_channels: int = 1, stn: bool = True, pretrained: bool = False) -> None:
-        super().__init__()
-        from edge.models.classifiers import mobilenet_v2_classifier
-
-        self.stn = SpatialTransformer(in_channels) if stn else nn.Identity()
-        self.backbone = mobilenet_v2_classifier(num_classes, in_channels=in_channels, pretrained=pretrained)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.stn(x))
+    return STNClassifier(backbone, in_channels, stn)
 
 
 def stn_mobilenet_v2(num_classes: int = 26, in_channels: int = 1, stn: bool = True,
-                     pretrained: bool = False) -> STNMobileNet:
-    """Build the CPU-sized ASL classifier: STN + MobileNetV2."""
-    return STNMobileNet(num_classes=num_classes, in_channels=in_channels, stn=stn, pretrained=pretrained)
+                     pretrained: bool = False) -> STNClassifier:
+    """The CPU-sized ASL variant: STN + MobileNetV2 (ImageNet-initialised when ``pretrained``), grayscale stem.
+
+    No EfficientNet-B4 ImageNet weights exist here, and B4 from scratch does not learn 26 letters from 2,080
+    images in a CPU session; MobileNetV2's ImageNet file does exist.
+    """
+    from edge.models.classifiers import mobilenet_v2_classifier
+
+    return STNClassifier(lambda: mobilenet_v2_classifier(num_classes, in_channels=in_channels, pretrained=pretrained),
+                         in_channels, stn)
