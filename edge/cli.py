@@ -239,6 +239,10 @@ def cmd_bench_trail(argv: list[str]) -> int:
     return 0
 
 
+# `edge bench X ...` with its own parser (plain `edge bench` takes the artifact filters)
+BENCH_SUBCOMMANDS = {"compare": cmd_bench_compare, "apps": cmd_bench_apps, "trail": cmd_bench_trail}
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     if fam.name == "trail":
@@ -426,12 +430,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         rest = [x for x in argv if x not in ("-v", "--verbose")]
-        if rest[:2] == ["bench", "compare"]:
-            return cmd_bench_compare(rest[2:])
-        if rest[:2] == ["bench", "apps"]:
-            return cmd_bench_apps(rest[2:])
-        if rest[:2] == ["bench", "trail"]:
-            return cmd_bench_trail(rest[2:])
+        if rest[:1] == ["bench"] and rest[1:2] and rest[1] in BENCH_SUBCOMMANDS:
+            return BENCH_SUBCOMMANDS[rest[1]](rest[2:])
         ap = build_parser()
         a = ap.parse_args(argv)
         if not getattr(a, "fn", None):
