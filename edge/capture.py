@@ -15,7 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.data import read_image
+from edge.errors import EdgeError, InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
@@ -106,13 +107,14 @@ class FrameSource:
         if not files:
             raise CaptureError(f"no images in {root}")
         for p in files:
-            img = cv2.imdecode(np.fromfile(str(p), dtype=np.uint8), cv2.IMREAD_COLOR)
-            if img is None:
+            try:
+                img = read_image(p, "rgb")
+            except InputError:
                 self.stats["corrupt"] += 1
                 continue
             if self._good(img):
                 self.stats["frames"] += 1
-                yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+                yield img
 
     def frames(self) -> Iterator[np.ndarray]:
         """Yield RGB frames until the source ends; raises CaptureError when a camera is gone for good."""

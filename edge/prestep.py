@@ -78,16 +78,18 @@ class Prestep:
             return (0, 0, w, h)
         return None
 
+    def crop_faces(self, frame: np.ndarray, faces: list[Box]) -> list[tuple[np.ndarray, Box]]:
+        """Detected face boxes grown by the spec's ``margin`` (optionally square) -> (crop, grown box)."""
+        margin, square = float(self.spec.get("margin", 0.0)), bool(self.spec.get("square", False))
+        boxes = [expand_box(b, frame.shape, margin, square) for b in faces]
+        return [(crop(frame, b), b) for b in boxes if b[2] > 0 and b[3] > 0]
+
     def __call__(self, frame: np.ndarray) -> list[tuple[np.ndarray, Box]]:
         if frame is None or frame.size == 0:
             return []
         if self.kind == "face":
             faces = self.detector.detect(frame)
-            if not self.all_faces:
-                faces = faces[:1]
-            margin, square = float(self.spec.get("margin", 0.0)), bool(self.spec.get("square", False))
-            boxes = [expand_box(b, frame.shape, margin, square) for b in faces]
-            return [(crop(frame, b), b) for b in boxes if b[2] > 0 and b[3] > 0]
+            return self.crop_faces(frame, faces if self.all_faces else faces[:1])
         box = self.region(frame.shape)
         assert box is not None
         return [(crop(frame, box), box)]

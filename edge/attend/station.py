@@ -19,7 +19,8 @@ import numpy as np
 
 from edge.attend.store import Store, StoreError
 from edge.errors import EdgeError
-from edge.faces import Box, crop, expand_box, make_detector
+from edge.faces import Box, crop, make_detector
+from edge.prestep import Prestep
 
 
 @dataclass
@@ -62,6 +63,7 @@ class FacePipeline:
     def __post_init__(self) -> None:
         if self.detector is None:
             self.detector = make_detector(self.detector_spec, self.min_face)
+        self.prestep = Prestep(self.embedder.prestep, detector=self.detector, all_faces=True)
 
     @property
     def threshold(self) -> float:
@@ -71,9 +73,7 @@ class FacePipeline:
         return self.detector.detect(frame)
 
     def embed(self, frame: np.ndarray, boxes: list[Box]) -> np.ndarray:
-        p = self.embedder.prestep
-        grown = [expand_box(b, frame.shape, float(p.get("margin", 0.0)), bool(p.get("square", False))) for b in boxes]
-        return self.embedder.embed(frame, boxes, [crop(frame, b) for b in grown])
+        return self.embedder.embed(frame, boxes, [c for c, _ in self.prestep.crop_faces(frame, boxes)])
 
 
 def enroll(store: Store, pipe: FacePipeline, name: str, frames: Iterable[tuple[str, np.ndarray]],
