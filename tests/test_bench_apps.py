@@ -1,0 +1,39 @@
+"""`edge bench apps` / `edge bench trail` run end to end on small settings and report what they measured (no
+speed is asserted: the figures only have to be present and consistent)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import HAS_DATA, run_edge
+
+pytestmark = pytest.mark.skipif(not HAS_DATA, reason="shared data sets not found (EDGE_DATA)")
+
+
+def test_apps_pieces_report_consistent_figures() -> None:
+    from edge.bench.apps import bench_attend, bench_live, bench_serve_api
+
+    live = bench_live(["tomato"], None, threads=1, n=6)
+    assert len(live) == 1 and live[0]["frames"] == 6 and live[0]["fps"] > 0
+    assert live[0]["classified"] == 6 and 0 <= live[0]["accuracy_on_classified"] <= 1
+    assert all(live[0][f"{k}_ms"] >= 0 for k in ("capture", "prestep", "inference", "overlay"))
+    serve = bench_serve_api(["tomato"], clients=2, seconds=1.0)
+    assert serve[0]["errors"] == 0 and serve[0]["requests"] > 0 and serve[0]["p99_ms"] >= serve[0]["p50_ms"]
+    att = bench_attend(threads_list=(1,), with_dlib=False)
+    assert att["fps"][0]["frames"] == 70 and att["fps"][0]["fps"] > 0
+    ident = att["identification"]["edge"]
+    assert ident["queries_known"] == 56 and ident["queries_strangers"] + ident["no_face"] >= 14
+    assert 0 <= ident["identification_accuracy"] <= 1 and 0 <= ident["eer"] <= 1
+
+
+def test_bench_trail_writes_json_and_markdown(tmp_path) -> None:
+    r = run_edge("bench", "trail", "-n", "300", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "trail-x86-2core.json").read_text())
+    assert res["ingest"]["stored"] == 300 and res["ingest"]["lost"] == 0
+    assert res["tree"]["c_ns"] > 0 and res["tree"]["cpython_ns"] > 0 and res["tree"]["micropython_unix_ns"] > 0
+    assert res["firmware"]["mpy_total_bytes"] < res["firmware"]["py_total_bytes"]
+    assert res["firmware"]["heap_after_import_bytes"] > 0
+    assert "| 300 | 300 | 0 |" in (tmp_path / "trail-x86-2core.md").read_text()
