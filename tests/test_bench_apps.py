@@ -32,8 +32,8 @@ def test_bench_trail_writes_json_and_markdown(tmp_path) -> None:
     r = run_edge("bench", "trail", "-n", "300", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "trail-x86-2core.json").read_text())
-    assert res["ingest"]["stored"] == 300 and res["ingest"]["lost"] == 0
+    assert [(i["publishers"], i["stored"], i["lost"]) for i in res["ingest"]] == [(1, 300, 0), (2, 300, 0)]
     assert res["tree"]["c_ns"] > 0 and res["tree"]["cpython_ns"] > 0 and res["tree"]["micropython_unix_ns"] > 0
     assert res["firmware"]["mpy_total_bytes"] < res["firmware"]["py_total_bytes"]
     assert res["firmware"]["heap_after_import_bytes"] > 0
-    assert "| 300 | 300 | 0 |" in (tmp_path / "trail-x86-2core.md").read_text()
+    assert "| 2 | 300 | 300 | 0 |" in (tmp_path / "trail-x86-2core.md").read_text()

@@ -42,9 +42,9 @@ def test_deploy_copies_everything_and_check_reads_hashes_back(board: dict, tmp_p
         '"device_id": "', '"device_id": "x'))
     r = run_edge("deploy", "--port", board["tty"], "--config", str(cfg), "--resume", "--no-reset")
     assert r.returncode == 0, r.stderr
-    assert "copied 7 files" in r.stdout and r.stdout.count("ok ") == 7
+    assert "copied 8 files" in r.stdout and r.stdout.count("ok ") == 8
     fs = board["fs"]
-    for f in ("main.py", "station.py", "sensors.py", "ringbuf.py", "config.json", "trail_tree.py",
+    for f in ("main.py", "station.py", "sensors.py", "ringbuf.py", "transport.py", "config.json", "trail_tree.py",
               "lib/umqtt/simple.py"):
         assert (fs / f).is_file(), f
     assert (fs / "config.json").read_text() == cfg.read_text()  # the user's config, not the example

@@ -164,3 +164,49 @@ def test_firmware_compiles_for_the_esp32(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stderr
         total += out.stat().st_size
     assert 1000 < total < 64 * 1024
+
+
+def test_http_transport_posts_to_the_hub_and_backfills(device: Path, tmp_path: Path) -> None:
+    """The paper's HTTP POST, MicroPython's socket -> the real hub's Flask app: buffered while the hub is away,
+    backfilled in order, a wrong token keeps readings pending, a reading the hub refuses does not block the rest."""
+    from werkzeug.serving import make_server
+
+    from edge.bench.net import free_port
+    from edge.trail.hub import Ingest, create_app
+    from edge.trail.store import Classifier, Store
+
+    store = Store(tmp_path / "hub.sqlite")
+    srv = make_server("127.0.0.1", 0, create_app(store, Ingest(store, Classifier()), "s3cret"), threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def configure(url: str, token: str = "s3cret") -> None:
+        cfg = json.loads((device / "config.json").read_text())
+        cfg.update(transport="http", http={"url": url, "token": token, "timeout_s": 5})
+        (device / "config.json").write_text(json.dumps(cfg))
+
+    def stored() -> list[tuple]:
+        return [(r["seq"], r["via"], r["wind_kmh"], r["device_label"])
+                for r in store.query("SELECT * FROM readings ORDER BY seq")]
+
+    hw(device)
+    configure(f"http://127.0.0.1:{free_port()}/api/readings")  # nothing listens there
+    out = run(device, 3)
+    assert out["pending"] == 3 and "send" in out["error"] and out["stats"]["published"] == 0
+    configure(f"http://127.0.0.1:{srv.server_port}/api/readings", token="wrong")
+    out = run(device, 1)
+    assert out["pending"] == 4 and "http 401" in out["error"] and stored() == []
+    configure(f"http://127.0.0.1:{srv.server_port}/api/readings")
+    out = run(device, 2)
+    assert out["pending"] == 0 and out["stats"]["published"] == 6 and out["stats"]["refused"] == 0
+    assert stored() == [(s, "http", 12.0, "Aman") for s in range(1, 7)]
+    # 70 C passes the DHT22's plausibility check (-40..80) but not the hub's range (-40..60): the hub answers
+    # 400, the station counts it as refused and the next reading still goes through
+    hw(device, temp=70.0)
+    out = run(device, 1)
+    assert out["labels"] == ["Berbahaya"] and out["stats"]["refused"] == 1 and out["pending"] == 0
+    hw(device)
+    out = run(device, 1)
+    srv.shutdown()
+    assert out["pending"] == 0 and out["stats"]["refused"] == 0  # counters live per run
+    assert [r[0] for r in stored()] == [1, 2, 3, 4, 5, 6, 8]
+    assert store.query("SELECT reason FROM rejects")[0]["reason"].startswith("'temperature_c' = 70.0")

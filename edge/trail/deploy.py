@@ -24,7 +24,8 @@ CHIPS = {"esp32": (0x1000, 0x0000), "esp32s2": (0x1000, 0x0002), "esp32s3": (0x0
 IMAGE_MAGIC = 0xE9
 # what goes on the board: (local path under the firmware folder, path on the board)
 FILES = [("main.py", "main.py"), ("station.py", "station.py"), ("sensors.py", "sensors.py"),
-         ("ringbuf.py", "ringbuf.py"), ("config.json", "config.json"), ("lib/umqtt/simple.py", "lib/umqtt/simple.py")]
+         ("ringbuf.py", "ringbuf.py"), ("transport.py", "transport.py"), ("config.json", "config.json"),
+         ("lib/umqtt/simple.py", "lib/umqtt/simple.py")]
 
 
 class DeployError(EdgeError):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ PAGE = Path(__file__).with_name("dashboard.html")
 
 
 class Ingest:
-    """Validate -> classify -> store (once) -> alert. Shared by the MQTT and HTTP paths."""
+    """Validate -> classify -> store (once) -> alert. Shared by the MQTT and HTTP paths; works on batches so one
+    SQLite transaction and one tree call serve many readings."""
 
     def __init__(self, store: Store, classifier: Classifier, alert: Any = None) -> None:
         self.store, self.classify, self.alert = store, classifier, alert
@@ -31,38 +34,52 @@ class Ingest:
         self._lock = threading.Lock()
 
     def __call__(self, payload: bytes | str | dict, via: str) -> tuple[str, dict[str, Any] | str]:
-        try:
-            r = validate(payload)
-        except Invalid as exc:
-            self.store.reject(payload if not isinstance(payload, dict) else repr(payload), str(exc), via)
-            with self._lock:
-                self.counts["rejected"] += 1
-            log.warning("rejected reading via %s: %s", via, exc)
-            return "rejected", str(exc)
-        label = self.classify(r)
-        new = self.store.add(r, label, via)
+        return self.many([payload], via)[0]
+
+    def many(self, payloads: list[bytes | str | dict], via: str) -> list[tuple[str, dict[str, Any] | str]]:
+        """Store a batch in one transaction; per payload ("stored"|"duplicate", reading) or ("rejected", why)."""
+        valid: list[tuple[int, dict[str, Any]]] = []
+        rejects: list[tuple[bytes | str, str]] = []
+        out: list[tuple[str, dict[str, Any] | str]] = [("rejected", "")] * len(payloads)
+        for i, payload in enumerate(payloads):
+            try:
+                valid.append((i, validate(payload)))
+            except Invalid as exc:
+                rejects.append((payload if not isinstance(payload, dict) else repr(payload), str(exc)))
+                out[i] = ("rejected", str(exc))
+                log.warning("rejected reading via %s: %s", via, exc)
+        labels = self.classify.many([r for _, r in valid])
+        new = self.store.add_many([(r, lab) for (_, r), lab in zip(valid, labels)], via, rejects)
+        alerts = 0
+        for (i, r), label, is_new in zip(valid, labels, new):
+            out[i] = ("stored" if is_new else "duplicate"), {**r, "label": label}
+            if is_new and label == "Berbahaya" and self.alert is not None:
+                self.alert(r, label)
+                alerts += 1
         with self._lock:
-            self.counts["stored" if new else "duplicate"] += 1
-        if new and label == "Berbahaya" and self.alert is not None:
-            self.alert(r, label)
-            with self._lock:
-                self.counts["alerts"] += 1
-        return ("stored" if new else "duplicate"), {**r, "label": label}
+            self.counts["stored"] += sum(new)
+            self.counts["duplicate"] += len(new) - sum(new)
+            self.counts["rejected"] += len(rejects)
+            self.counts["alerts"] += alerts
+        return out
 
 
 class MqttIngest:
-    """paho-mqtt subscriber. Messages are stored inside on_message, so paho's PUBACK goes out only after the
-    reading is committed; with clean_session=False the broker re-delivers anything not acknowledged."""
+    """paho-mqtt subscriber with manual acknowledgement. The network thread only queues messages; a writer thread
+    stores whatever has queued in one transaction and only then sends their PUBACKs, in arrival order. So a
+    reading is acknowledged only once committed (with clean_session=False the broker re-delivers anything not
+    acknowledged), and batches grow by themselves under load while a lone reading is stored at once."""
 
     def __init__(self, ingest: Ingest, host: str, port: int, prefix: str = "trail", client_id: str = "edge-hub",
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None, max_batch: int = 1000) -> None:
         try:
             import paho.mqtt.client as mqtt
         except ImportError:
             raise MissingDependency("paho-mqtt", "trail", "the trail hub's MQTT input") from None
-        self.ingest, self.prefix = ingest, prefix
+        self.ingest, self.prefix, self.max_batch = ingest, prefix, max_batch
         self.connected = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                        manual_ack=True)
         if username:
             c.username_pw_set(username, password)
         c.max_inflight_messages_set(1000)
@@ -73,6 +90,10 @@ class MqttIngest:
         c.on_message = self._on_message
         self.client = c
         self.host, self.port = host, port
+        self._queue: list[Any] = []
+        self._cv = threading.Condition()
+        self._running = False
+        self._writer: threading.Thread | None = None
         ingest.alert = self._alert
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
@@ -83,16 +104,47 @@ class MqttIngest:
         self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        parts = msg.topic.split("/")
-        if len(parts) == 3 and parts[2] == "status":
-            status = msg.payload.decode("utf-8", "replace")[:16]
-            if status in ("online", "offline"):
-                self.ingest.store.set_status(parts[1], status)
-            return
+        with self._cv:
+            self._queue.append(msg)
+            self._cv.notify()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and self._running:
+                    self._cv.wait(0.5)
+                if not self._queue and not self._running:
+                    return
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            self._store(batch)
+
+    def _store(self, batch: list[Any]) -> None:
+        readings = []
+        for msg in batch:
+            parts = msg.topic.split("/")
+            if len(parts) == 3 and parts[2] == "status":
+                status = msg.payload.decode("utf-8", "replace")[:16]
+                if status in ("online", "offline"):
+                    self.ingest.store.set_status(parts[1], status)
+            else:
+                readings.append(msg.payload)
         try:
-            self.ingest(msg.payload, "mqtt")
-        except Exception:  # a bug must not stop the hub; the message is logged and acknowledged
-            log.exception("ingest failed for a message on %s", msg.topic)
+            self.ingest.many(readings, "mqtt")
+        except sqlite3.Error as exc:  # locked too long, disk full: keep them unacknowledged and try again
+            log.error("could not store %d readings (%s); retrying in 1 s", len(readings), exc)
+            time.sleep(1.0)
+            with self._cv:
+                self._queue[:0] = batch
+            return
+        except Exception:  # a bug must not stop the hub: store one by one, log and acknowledge what fails
+            log.exception("batch of %d readings failed; storing them one by one", len(readings))
+            for payload in readings:
+                try:
+                    self.ingest.many([payload], "mqtt")
+                except Exception:
+                    log.exception("ingest failed for %r", payload[:200])
+        for msg in batch:
+            self.client.ack(msg.mid, msg.qos)
 
     def _alert(self, r: dict[str, Any], label: str) -> None:
         import json
@@ -102,6 +154,9 @@ class MqttIngest:
         self.client.publish(f"{self.prefix}/{r['device']}/alert", body, qos=1)
 
     def start(self) -> None:
+        self._running = True
+        self._writer = threading.Thread(target=self._write_loop, name="edge-hub-writer", daemon=True)
+        self._writer.start()
         try:
             self.client.connect_async(self.host, self.port, keepalive=30)
         except OSError as exc:
@@ -109,6 +164,11 @@ class MqttIngest:
         self.client.loop_start()
 
     def stop(self) -> None:
+        with self._cv:
+            self._running = False
+            self._cv.notify()
+        if self._writer:
+            self._writer.join(30)
         self.client.loop_stop()
         self.client.disconnect()
 

@@ -96,10 +96,20 @@ class Classifier:
         self.classes = list(self.model.manifest.classes or ["Aman", "Berbahaya"])
 
     def __call__(self, r: dict[str, Any]) -> str:
+        return self.many([r])[0]
+
+    def many(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Labels for a batch of validated readings (one runtime call)."""
         import numpy as np
 
-        x = np.array([[r[f] for f in FEATURES]], dtype=np.float32)
-        return self.classes[int(np.argmax(self.model.predict(x)[0]))]
+        if not rows:
+            return []
+        x = np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float32)
+        return [self.classes[int(i)] for i in np.argmax(self.model.predict(x), axis=1)]
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
 
 
 class Store:
@@ -119,20 +129,32 @@ class Store:
 
     def add(self, r: dict[str, Any], label: str, via: str) -> bool:
         """Insert once; True if new, False for a duplicate (device, seq)."""
+        return self.add_many([(r, label)], via)[0]
+
+    def add_many(self, rows: list[tuple[dict[str, Any], str]], via: str,
+                 rejects: list[tuple[bytes | str, str]] = ()) -> list[bool]:
+        """Insert readings (and log rejects) in one transaction; per reading True if new, False if a duplicate.
+        Nothing is acknowledged to a sender before this returns, so a crash loses only unacknowledged work."""
+        now = time.time()
+        new = []
         with self.lock:
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (r["device"], r["seq"], r["ts"], time.time(), r["temperature_c"], r["humidity_pct"], r["wind_kmh"],
-                 label, r.get("device_label"), via))
-            self.db.commit()
-            return cur.rowcount == 1
+            try:
+                for r, label in rows:
+                    cur = self.db.execute(
+                        "INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (r["device"], r["seq"], r["ts"], now, r["temperature_c"], r["humidity_pct"], r["wind_kmh"],
+                         label, r.get("device_label"), via))
+                    new.append(cur.rowcount == 1)
+                self.db.executemany("INSERT INTO rejects (received, via, reason, raw) VALUES (?,?,?,?)",
+                                    [(now, via, reason, _text(raw)[:500]) for raw, reason in rejects])
+                self.db.commit()
+            except BaseException:
+                self.db.rollback()
+                raise
+        return new
 
     def reject(self, raw: bytes | str, reason: str, via: str) -> None:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
-        with self.lock:
-            self.db.execute("INSERT INTO rejects (received, via, reason, raw) VALUES (?,?,?,?)",
-                            (time.time(), via, reason, text[:500]))
-            self.db.commit()
+        self.add_many([], via, [(raw, reason)])
 
     def set_status(self, device: str, status: str) -> None:
         with self.lock:

@@ -1,9 +1,11 @@
-# The trail station: sample -> classify on the device -> ring buffer -> publish in order (QoS1) -> OLED.
+# The trail station: sample -> classify on the device -> ring buffer -> send in order (MQTT QoS1 or HTTP POST)
+# -> OLED.
 import json
 import time
 
 from ringbuf import Ring
 from sensors import Anemometer, SensorError, read_dht
+from transport import make_link
 
 LABELS = ("Aman", "Berbahaya")
 
@@ -28,10 +30,11 @@ class Station:
         self.clock = clock or time.time
         b = cfg["buffer"]
         self.ring = Ring(b["path"], b["slots"])
-        self.mq = None
+        self.link = make_link(cfg, self.dev)
+        self.up = False
         self.fails = 0
         self.next_try = 0
-        self.stats = {"sensor_errors": 0, "published": 0, "connect_fails": 0}
+        self.stats = {"sensor_errors": 0, "published": 0, "refused": 0, "connect_fails": 0}
         self.last = None
         self.last_error = None
 
@@ -51,9 +54,6 @@ class Station:
         return self.last
 
     # ---------------------------------------------------------------- transport
-    def _topic(self, kind):
-        return "%s/%s/%s" % (self.cfg["mqtt"]["topic_prefix"], self.dev, kind)
-
     def _wifi(self):
         if self.wlan.isconnected():
             return True
@@ -64,38 +64,21 @@ class Station:
                 return True
         return False
 
-    def _connect(self):
-        from umqtt.simple import MQTTClient
-
-        m = self.cfg["mqtt"]
-        c = MQTTClient(self.dev, m["host"], m["port"], m.get("user"), m.get("password"), m.get("keepalive", 60))
-        c.set_last_will(self._topic("status"), b"offline", retain=True, qos=1)
-        c.connect(clean_session=True)
-        try:  # umqtt waits for each PUBACK: without TCP_NODELAY every small publish waits ~40 ms for Nagle
-            c.sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
-        except (OSError, AttributeError):
-            pass
-        c.publish(self._topic("status"), b"online", retain=True, qos=1)
-        return c
-
     def _drop(self):
-        if self.mq is not None:
-            try:
-                self.mq.sock.close()
-            except Exception:
-                pass
-        self.mq = None
+        self.link.close()
+        self.up = False
 
     def flush(self, now=None):
-        """Send the backlog oldest first; each record is acknowledged in the ring only after its PUBACK."""
+        """Send the backlog oldest first; each record is acknowledged in the ring only once the hub has it."""
         now = self.clock() if now is None else now
-        if self.mq is None:
+        if not self.up:
             if now < self.next_try:
                 return 0
             try:
                 if not self._wifi():
                     raise OSError("wifi down")
-                self.mq = self._connect()
+                self.link.open()
+                self.up = True
                 self.fails = 0
             except Exception as e:
                 self.stats["connect_fails"] += 1
@@ -111,11 +94,13 @@ class Station:
             body = {"device": self.dev, "seq": seq, "ts": r["ts"], "temperature_c": r["temperature_c"],
                     "humidity_pct": r["humidity_pct"], "wind_kmh": r["wind_kmh"], "label": LABELS[r["label"]]}
             try:
-                self.mq.publish(self._topic("reading"), json.dumps(body).encode(), qos=1)
+                took = self.link.send(json.dumps(body).encode())
             except Exception as e:
-                self.last_error = "publish: %s" % e
+                self.last_error = "send: %s" % e
                 self._drop()
                 break
+            if not took:
+                self.stats["refused"] += 1
             self.ring.ack(seq)
             sent += 1
         self.stats["published"] += sent
@@ -132,7 +117,7 @@ class Station:
             d.text("T %.1fC RH %d%%" % (r["temperature_c"], r["humidity_pct"]), 0, 0)
             d.text("W %.1f km/h" % r["wind_kmh"], 0, 12)
             d.text("AMAN" if r["label"] == "Aman" else "BAHAYA", 0, 26)
-        d.text("NET ok" if self.mq else "NET --", 0, 40)
+        d.text("NET ok" if self.up else "NET --", 0, 40)
         d.text("buf %d drop %d" % (len(self.ring.pending()), self.ring.dropped), 0, 52)
         d.show()
 
