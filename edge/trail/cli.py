@@ -30,10 +30,22 @@ def cmd_flash(a: argparse.Namespace) -> int:
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
-    from edge.trail.deploy import FIRMWARE_DIR, check, deploy, plan
+    from edge.trail.deploy import FIRMWARE_DIR, check, deploy, plan, typecheck
 
     p = plan(Path(a.src) if a.src else FIRMWARE_DIR,
              Path(a.config) if a.config else None, Path(a.tree) if a.tree else None)
+    if a.typecheck:
+        errors = typecheck(p, Path(a.stubs) if a.stubs else None)
+        for e in errors:
+            print(e)
+        if errors:
+            raise EdgeError(f"{len(errors)} type error(s) against the ESP32 MicroPython stubs: nothing copied")
+        print(f"type-check against the ESP32 stubs: {len([f for f in p.files if f[1].endswith('.py')])} files, "
+              "no errors")
+        if not a.port:
+            return 0
+    if not a.port:
+        raise EdgeError("--port is needed to deploy (or --typecheck alone to check the files)")
     if not a.check:
         files = deploy(a.port, p, reset=not a.no_reset, resume=a.resume)
         print(f"copied {len(files)} files to {a.port}: {', '.join(files)}" + ("" if a.no_reset else "; reset"))
@@ -57,7 +69,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=cmd_flash)
 
     p = sub.add_parser("deploy", help="copy the station firmware, config and tree to the board (mpremote)")
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--port", help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--typecheck", action="store_true",
+                   help="first type-check the files against the ESP32 MicroPython stubs (mypy); alone: only check")
+    p.add_argument("--stubs", help="folder with micropython-esp32-stubs (default: <venv>/esp32-stubs)")
     p.add_argument("--config", help="your station's config.json (default firmware/esp32/config.json)")
     p.add_argument("--src", help="firmware folder (default firmware/esp32 in this checkout)")
     p.add_argument("--tree", help="generated MicroPython tree (default the zoo's trail.py)")

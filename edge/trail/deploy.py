@@ -8,13 +8,16 @@ not .uf2/.elf); they are written at 0x1000 on the ESP32 and at 0x0 on the S2/S3/
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, MissingDependency
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware" / "esp32"
 DOWNLOAD = "https://micropython.org/download/ESP32_GENERIC/"
@@ -25,7 +28,7 @@ IMAGE_MAGIC = 0xE9
 # what goes on the board: (local path under the firmware folder, path on the board)
 FILES = [("main.py", "main.py"), ("station.py", "station.py"), ("sensors.py", "sensors.py"),
          ("ringbuf.py", "ringbuf.py"), ("transport.py", "transport.py"), ("config.json", "config.json"),
-         ("lib/umqtt/simple.py", "lib/umqtt/simple.py")]
+         ("lib/umqtt/simple.py", "lib/umqtt/simple.py"), ("lib/ssd1306.py", "lib/ssd1306.py")]
 
 
 class DeployError(EdgeError):
@@ -111,6 +114,38 @@ def plan(src: Path = FIRMWARE_DIR, config: Path | None = None, tree: Path | None
     if missing:
         raise DeployError(f"missing: {', '.join(missing)}")
     return Plan(files)
+
+
+STUBS_PACKAGE = "micropython-esp32-stubs==1.29.0.post1"
+
+
+def default_stubs() -> Path:
+    """Where scripts/setup.sh puts the ESP32 stubs: beside the environment, not in it (they shadow the stdlib)."""
+    return Path(os.environ.get("EDGE_ESP32_STUBS", Path(sys.prefix) / "esp32-stubs"))
+
+
+def typecheck(p: Plan, stubs: Path | None = None) -> list[str]:
+    """mypy over the files as they will lie on the board, against the ESP32 MicroPython stubs; the error lines."""
+    stubs = stubs or default_stubs()
+    if not (stubs / "machine.pyi").is_file() or not (stubs / "stdlib").is_dir():
+        raise DeployError(f"no ESP32 stubs in {stubs}: pip install --target {stubs} '{STUBS_PACKAGE}' "
+                          "(scripts/setup.sh does)")
+    if importlib.util.find_spec("mypy") is None:
+        raise MissingDependency("mypy", "test", "type-checking the firmware")
+    with tempfile.TemporaryDirectory() as tmp:
+        board = Path(tmp)
+        for local, remote in p.files:
+            (board / remote).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(local, board / remote)
+        targets = [r for _, r in p.files if r.endswith(".py") and not r.startswith("lib/umqtt/")]
+        env = {**os.environ, "MYPYPATH": f"{board / 'lib'}{os.pathsep}{stubs}"}
+        r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(FIRMWARE_DIR / "mypy.ini"),
+                            "--custom-typeshed-dir", str(stubs), "--cache-dir", str(board / ".mypy_cache"),
+                            *targets], cwd=board, env=env, capture_output=True, text=True, timeout=600)
+    out = r.stdout
+    if r.returncode not in (0, 1):
+        raise DeployError(f"mypy could not run: {(r.stderr or out).strip()[-300:]}")
+    return [line for line in out.splitlines() if ": error:" in line]
 
 
 def _mpremote(port: str, args: list[str], resume: bool) -> str:

@@ -22,14 +22,18 @@ class MqttLink:
         c = MQTTClient(self.dev, m["host"], m["port"], m.get("user"), m.get("password"), m.get("keepalive", 60))
         c.set_last_will(self.topic("status"), b"offline", retain=True, qos=1)
         c.connect(clean_session=True)
+        sock = c.sock
         try:  # umqtt waits for each PUBACK: without TCP_NODELAY every small publish waits ~40 ms for Nagle
-            c.sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
+            if sock is not None:
+                sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
         except (OSError, AttributeError):
             pass
         c.publish(self.topic("status"), b"online", retain=True, qos=1)
         self.c = c
 
     def send(self, body):
+        if self.c is None:
+            raise OSError("mqtt: not connected")
         self.c.publish(self.topic("reading"), body, qos=1)  # returns after the PUBACK, raises on failure
         return True
 
@@ -69,6 +73,8 @@ class HttpLink:
         self.addr = socket.getaddrinfo(self.host, self.port)[0][-1]  # DNS once per connection attempt
 
     def send(self, body):
+        if self.addr is None:
+            raise OSError("http: not opened")
         s = socket.socket()
         try:
             try:
