@@ -260,13 +260,11 @@ def cmd_train(a: argparse.Namespace) -> int:
             print(f"dropped rows: {m['dropped']}; saved runs/trail/best.pkl")
         return 0
     if fam.name == "face":
-        from edge.models.train_face import FaceConfig, train_face
+        from edge.models.train_face import face_config, train_face
 
-        fc = FaceConfig(seed=a.seed, threads=a.threads)
-        for k in ("imgsz", "epochs", "lr"):
-            if getattr(a, k) is not None:
-                setattr(fc, k, getattr(a, k))
-        out = Path(a.out or "runs/face")
+        recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"
+        fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr)
+        out = Path(a.out or f"runs/{recipe}")
         m = train_face(fc, out)
         t = m["test"]
         if a.json:
@@ -372,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-per-class", type=int, help="cap training images per class (quick runs)")
     p.add_argument("--arch", choices=["default", "mobilenet"], default="default",
-                   help="tomato, asl: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN)")
+                   help="tomato, asl, face: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN; "
+                        "face: the embedder)")
     p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
     p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
     p.add_argument("--json", action="store_true")

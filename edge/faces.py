@@ -26,6 +26,7 @@ class HaarDetector:
     scale_factor: float = 1.1
     min_neighbors: int = 5
     detect_width: int = 320  # frames wider than this are searched at this width (4x less work at 640x480)
+    search_px: int | None = None  # if set: search at the scale where a min_size face is this many pixels (>= 24)
     name: str = "haar"
 
     def __post_init__(self) -> None:
@@ -36,7 +37,10 @@ class HaarDetector:
 
     def detect(self, image: np.ndarray) -> list[Box]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        f = min(1.0, self.detect_width / gray.shape[1]) if self.detect_width else 1.0
+        if self.search_px:  # the cascade's window is 24 px: no need to search finer than the smallest wanted face
+            f = min(1.0, self.search_px / self.min_size)
+        else:
+            f = min(1.0, self.detect_width / gray.shape[1]) if self.detect_width else 1.0
         if f < 1.0:
             gray = cv2.resize(gray, (round(gray.shape[1] * f), round(gray.shape[0] * f)), interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
@@ -70,10 +74,11 @@ class YuNetDetector:
         return sorted(boxes, key=lambda b: -b[2] * b[3])
 
 
-def make_detector(spec: str = "haar", min_size: int = 40) -> HaarDetector | YuNetDetector:
+def make_detector(spec: str = "haar", min_size: int = 40,
+                  search_px: int | None = None) -> HaarDetector | YuNetDetector:
     """'haar' or a path to a YuNet .onnx file."""
     if spec == "haar":
-        return HaarDetector(min_size=min_size)
+        return HaarDetector(min_size=min_size, search_px=search_px)
     if spec.endswith(".onnx"):
         return YuNetDetector(spec, min_size=min_size)
     raise EdgeError(f"unknown detector '{spec}': use 'haar' or a YuNet .onnx file")

@@ -92,6 +92,10 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
             ["accuracy over pairs", "-", f"{t['accuracy']:.4f} (FAR {t['far']:.4f}, FRR {t['frr']:.4f})"],
         ]), "", f"Pairs: {t['pairs']} ({t['genuine_pairs']} genuine). Threshold chosen on the validation people "
             "(best F1) and applied unchanged to the test people.", ""]
+        roc = run / "roc.png"
+        if roc.exists():
+            shutil.copy(roc, CARDS / f"{family}_roc.png")
+            lines += [f"![ROC]({family}_roc.png)", ""]
     else:
         t = m["test"]
         lines += [_table(["", "paper", "ours"], [

@@ -129,3 +129,30 @@ class Timer:
     @property
     def minutes(self) -> float:
         return round((time.time() - self.t0) / 60, 2)
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path | None:
+    """ROC curves from (distance, genuine) pairs per name; smaller distance = same person."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for name, (dist, same) in curves.items():
+        s = np.asarray(same, dtype=float)[np.argsort(dist)]
+        tpr = np.concatenate([[0], np.cumsum(s) / max(s.sum(), 1)])
+        fpr = np.concatenate([[0], np.cumsum(1 - s) / max((1 - s).sum(), 1)])
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

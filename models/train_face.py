@@ -23,7 +23,7 @@ from edge.families import get_family
 from edge.models.augment import AugmentConfig, augment
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.siamese import contrastive_loss
-from edge.models.train_common import Timer, cache_images, data_hash, hardware, seed_everything
+from edge.models.train_common import Timer, cache_images, data_hash, hardware, plot_roc, seed_everything
 
 
 @dataclass
@@ -40,6 +40,22 @@ class FaceConfig:
     patience: int = 8
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(rotate_deg=10, shear=0.05))
     threads: int | None = None
+    builder: str | None = None  # override the family's builder (the MobileNetV2 variant)
+    builder_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+# CPU defaults per recipe: the paper's SqueezeNet from scratch, and the ImageNet-initialised MobileNetV2 variant.
+RECIPES: dict[str, dict[str, Any]] = {
+    "face": {},
+    "face-mobilenet": {"lr": 3e-4, "epochs": 30, "builder": "edge.models.siamese:siamese_mobilenet_v2",
+                       "builder_kwargs": {"embedding_size": 128, "in_channels": 1, "pretrained": True}},
+}
+
+
+def face_config(recipe: str = "face", **overrides: Any) -> FaceConfig:
+    if recipe not in RECIPES:
+        raise EdgeError(f"no face training recipe '{recipe}'; have: {', '.join(RECIPES)}")
+    return FaceConfig(**{**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def pair_scores(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +114,8 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
     if len(people) < 2:
         raise EdgeError("face training needs at least two people")
     by_person = {p: np.flatnonzero(ytr == p) for p in people}
-    model = build(fam)
+    kwargs = dict(cfg.builder_kwargs) if cfg.builder else dict(fam.builder_kwargs)
+    model = build(fam, cfg.builder, **kwargs)
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr) if cfg.optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
@@ -138,10 +155,13 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
                 log("early stop")
                 break
     model.load_state_dict(best_state)
-    val = verification_metrics(*pair_scores(_embed(model, xs["val"][0], mean, std), xs["val"][1]))
-    test = verification_metrics(*pair_scores(_embed(model, xs["test"][0], mean, std), xs["test"][1]),
-                                threshold=val["threshold"])
-    test_oracle = verification_metrics(*pair_scores(_embed(model, xs["test"][0], mean, std), xs["test"][1]))
+    val_pairs = pair_scores(_embed(model, xs["val"][0], mean, std), xs["val"][1])
+    test_pairs = pair_scores(_embed(model, xs["test"][0], mean, std), xs["test"][1])
+    val = verification_metrics(*val_pairs)
+    test = verification_metrics(*test_pairs, threshold=val["threshold"])
+    test_oracle = verification_metrics(*test_pairs)
+    plot_roc({f"test people (AUC {test['roc_auc']:.3f})": test_pairs, f"val people (AUC {val['roc_auc']:.3f})":
+              val_pairs}, out / "roc.png", "face verification on people never seen in training")
     metrics = {"family": "face", "val": val, "test": test, "test_best_threshold": test_oracle, "history": history,
                "wall_minutes": timer.minutes, "hardware": hardware(),
                "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
@@ -152,7 +172,9 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             "threshold": {"distance": val["threshold"], "metric": "euclidean", "chosen_on": "val identities (best F1)"},
             "metrics": {"test_f1": test["f1"], "test_eer": test["eer"], "test_roc_auc": test["roc_auc"]},
             "note": f"trained: contrastive, {cfg.optimizer} lr {cfg.lr}, {metrics['wall_minutes']} min on "
-                    f"{metrics['hardware']}", "builder_kwargs": dict(fam.builder_kwargs)}
+                    f"{metrics['hardware']}", "builder": cfg.builder,
+            # rebuilt for export/loading without the ImageNet file: the trained weights replace it
+            "builder_kwargs": {**kwargs, **({"pretrained": False} if "pretrained" in kwargs else {})}}
     save_checkpoint(out / "best.pt", fam, model, meta)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log(f"face: unseen people F1 {test['f1']:.4f}  EER {test['eer']:.4f}  AUC {test['roc_auc']:.4f} "

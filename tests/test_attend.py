@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import HAS_DATA, Broker, run_edge
+from conftest import HAS_DATA, REPO, Broker, run_edge
 from edge.attend.embed import make_embedder
 from edge.attend.station import Debounce, FacePipeline, Publisher, RunStats, enroll, run_attendance
 from edge.attend.store import Store, StoreError
@@ -23,6 +23,7 @@ from edge.bench.apps import orl_people
 from edge.bench.frames import place, write_video
 from edge.data import data_root
 from edge.errors import EdgeError
+from edge.zoo import resolve_model
 
 pytestmark = pytest.mark.skipif(not HAS_DATA, reason="shared data sets not found (EDGE_DATA)")
 
@@ -135,6 +136,12 @@ def test_cli_enrol_run_and_empty_gallery(tmp_path: Path, people: dict) -> None:
     known = [e for e in events if e["kind"] == "in"]  # the model may miss one frame (it is not perfect) ...
     assert len(known) == 1 and known[0]["name"] == names[0]  # ... but checks in the right person once
     assert all(e["kind"] == "unknown" for e in events if e not in known)
+    # another face model file (the zoo's other format) cannot use these vectors: it says so instead of guessing
+    other = [f for f in sorted(REPO.glob("models/zoo/face/*")) if f.suffix in (".onnx", ".tflite")
+             and f.resolve() != resolve_model("face").resolve()]
+    assert other, "the zoo should hold the face model in two formats"
+    r = run_edge("attend", "run", "--db", str(db), "--video", str(video), "--model", str(other[0]))
+    assert r.returncode != 0 and "enrolled only with other face models" in r.stderr, r.stderr
 
 
 def test_locked_database_delays_events_and_loses_none(tmp_path: Path, pipe: FacePipeline, people: dict) -> None:

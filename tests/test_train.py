@@ -11,6 +11,7 @@ import torch
 from conftest import run_edge
 from edge import runtime
 from edge.data import data_root
+from edge.errors import EdgeError
 from edge.models.augment import AugmentConfig, augment
 from edge.models.checkpoint import load_model, read_checkpoint
 
@@ -109,6 +110,23 @@ def test_face_short_run_reports_verification_on_unseen_people(tmp_path):
     emb = model(torch.rand(2, 1, 48, 48)).detach().numpy()
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-5)
     assert read_checkpoint(tmp_path / "best.pt")["meta"]["threshold"]["metric"] == "euclidean"
+    assert (tmp_path / "roc.png").stat().st_size > 1000
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_mobilenet_recipe_starts_from_imagenet_and_reloads_offline(tmp_path):
+    from edge.models.train_face import face_config, train_face
+
+    cfg = face_config("face-mobilenet", imgsz=48, epochs=1, steps_per_epoch=2)
+    assert cfg.builder_kwargs["pretrained"] and cfg.lr == 3e-4
+    train_face(cfg, tmp_path, log=lambda *_: None)
+    payload = read_checkpoint(tmp_path / "best.pt")
+    assert payload["builder"] == "edge.models.siamese:siamese_mobilenet_v2"
+    assert payload["builder_kwargs"]["pretrained"] is False  # rebuilt without the ImageNet file, then loaded
+    emb = load_model(tmp_path / "best.pt")(torch.rand(2, 1, 48, 48)).detach().numpy()
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-5)
+    with pytest.raises(EdgeError, match="no face training recipe"):
+        face_config("face-resnet")
 
 
 def test_verification_metrics_on_known_scores():

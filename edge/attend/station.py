@@ -57,12 +57,13 @@ class FacePipeline:
 
     embedder: Any
     detector_spec: str = "haar"
-    min_face: int = 40
+    min_face: int = 80
+    search_px: int | None = 28  # Haar searches where a min_face face is 28 px (its window is 24)
     detector: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.detector is None:
-            self.detector = make_detector(self.detector_spec, self.min_face)
+            self.detector = make_detector(self.detector_spec, self.min_face, self.search_px)
         self.prestep = Prestep(self.embedder.prestep, detector=self.detector, all_faces=True)
 
     @property
@@ -160,8 +161,11 @@ def run_attendance(frames: Iterable[np.ndarray], store: Store, pipe: FacePipelin
     stats = stats if stats is not None else RunStats()
     matcher = Matcher.from_store(store, pipe.embedder)
     if not matcher.ids:
+        others = sorted({e for p in store.people() for e in (p["embedders"] or "").split(",") if e})
+        hint = (f"; people are enrolled only with other face models ({', '.join(others)}): enrol them again with "
+                "this one" if others else "")
         raise EdgeError(f"the gallery is empty for the {pipe.embedder.name} embedder: enrol people first "
-                        "(edge attend enroll --name NAME --images DIR)")
+                        f"(edge attend enroll --name NAME --images DIR){hint}")
     pending: list[dict[str, Any]] = []
     for frame in frames:
         stats.frames += 1
