@@ -38,6 +38,8 @@ class Ingest:
 
     def many(self, payloads: list[bytes | str | dict], via: str) -> list[tuple[str, dict[str, Any] | str]]:
         """Store a batch in one transaction; per payload ("stored"|"duplicate", reading) or ("rejected", why)."""
+        if not payloads:
+            return []
         valid: list[tuple[int, dict[str, Any]]] = []
         rejects: list[tuple[bytes | str, str]] = []
         out: list[tuple[str, dict[str, Any] | str]] = [("rejected", "")] * len(payloads)
