@@ -263,8 +263,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         from edge.models.train_face import face_config, train_face
 
         recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"
-        fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr)
-        out = Path(a.out or f"runs/{recipe}")
+        fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
+                         protocol=a.protocol)
+        out = Path(a.out or f"runs/{recipe}" + ("" if a.protocol == "identities" else f"-{a.protocol}"))
         m = train_face(fc, out)
         t = m["test"]
         if a.json:
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-per-class", type=int, help="cap training images per class (quick runs)")
+    p.add_argument("--protocol", choices=["identities", "paper"], default="identities",
+                   help="face: 'identities' = verify 10 people never seen in training (default); 'paper' = 30 "
+                        "people, images 8:2, fixed epochs (the paper's seen-people protocol)")
     p.add_argument("--arch", choices=["default", "mobilenet"], default="default",
                    help="tomato, asl, face: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN; "
                         "face: the embedder)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +124,26 @@ def _split_faces(root: Path, test_people: int = 10) -> Split:
         part = "test" if i >= len(people) - test_people else ("val" if i >= len(people) - test_people - 4 else "train")
         parts[part] += [Sample(p, i, d.name) for p in files]
     return Split(classes, parts)
+
+
+def split_faces_paper(root: Path | None = None, people: int = 30, train_per_person: int = 8, seed: int = 0) -> Split:
+    """The paper's protocol: the first ``people`` identities, each person's images split 8:2 at random (seeded).
+    Every test person is also a training person, so this measures recognising seen people; the train images
+    are also the "val" part (there is no separate validation set in that protocol)."""
+    base = _split_faces((Path(root) if root else data_root()) / "faces" / "orl")
+    by_person: dict[int, list[Sample]] = {}
+    for part in ("train", "val", "test"):
+        for smp in base.parts[part]:
+            by_person.setdefault(smp.label, []).append(smp)
+    rng = random.Random(seed)
+    parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for label in sorted(by_person)[:people]:
+        files = sorted(by_person[label], key=lambda smp: smp.path.name)
+        rng.shuffle(files)
+        parts["train"] += files[:train_per_person]
+        parts["test"] += files[train_per_person:]
+    parts["val"] = list(parts["train"])
+    return Split(base.classes, parts)
 
 
 def _split_grouped(root: Path, fractions: dict[str, float] | None, block: bool, salt: str) -> Split:

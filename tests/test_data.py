@@ -34,6 +34,20 @@ def test_faces_hold_out_whole_people():
     assert len(split["test"]) == 100
 
 
+@needs["face"]
+def test_faces_paper_protocol_splits_images_of_the_same_30_people():
+    from edge.data import split_faces_paper
+
+    split = split_faces_paper(seed=0)
+    train, test = split["train"], split["test"]
+    assert len(train) == 240 and len(test) == 60 and split["val"] == train
+    assert {s.group for s in train} == {s.group for s in test} and len({s.group for s in test}) == 30
+    assert not {s.path for s in train} & {s.path for s in test}  # no image on both sides
+    assert all(sum(s.group == g for s in test) == 2 for g in {s.group for s in test})
+    assert [s.path for s in split_faces_paper(seed=0)["test"]] == [s.path for s in test]  # seeded
+    assert [s.path for s in split_faces_paper(seed=1)["test"]] != [s.path for s in test]
+
+
 def test_user_folder_with_corrupt_and_empty(tmp_path):
     import cv2
 
