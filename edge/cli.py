@@ -271,7 +271,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         if a.json:
             _print_json({k: m[k] for k in ("val", "test", "wall_minutes", "hardware")})
         else:
-            print(f"face: unseen people F1 {t['f1']:.4f}, EER {t['eer']:.4f}, ROC-AUC {t['roc_auc']:.4f} at "
+            who = "unseen people" if a.protocol == "identities" else "seen people, unseen images"
+            print(f"face: {who} F1 {t['f1']:.4f}, EER {t['eer']:.4f}, ROC-AUC {t['roc_auc']:.4f} at "
                   f"distance {t['threshold']:.3f} ({m['wall_minutes']} min) -> {out / 'best.pt'}")
         return 0
     try:

@@ -189,6 +189,6 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             "builder_kwargs": {**kwargs, **({"pretrained": False} if "pretrained" in kwargs else {})}}
     save_checkpoint(out / "best.pt", fam, model, meta)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log(f"face: unseen people F1 {test['f1']:.4f}  EER {test['eer']:.4f}  AUC {test['roc_auc']:.4f} "
+    log(f"face ({cfg.protocol} protocol): test F1 {test['f1']:.4f}  EER {test['eer']:.4f}  AUC {test['roc_auc']:.4f} "
         f"at distance {val['threshold']:.3f}")
     return metrics
