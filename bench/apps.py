@@ -182,7 +182,10 @@ class DlibPipeline:
         self.emb = DlibEmbedder()
         self.threshold = self.emb.threshold
         self.upsample = upsample  # face_recognition's default is 1 (faces from ~40 px); 0 finds faces from ~80 px
-        self.name = f"dlib (face_recognition pipeline, HOG upsample {upsample})"
+
+    @property
+    def name(self) -> str:
+        return f"dlib (face_recognition pipeline, HOG upsample {self.upsample})"
 
     def faces(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
         rects = self.hog(frame, self.upsample)
@@ -288,12 +291,13 @@ def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True)
         if threads == 1:
             out["identification"]["edge"] = identification(pipe, people, enrolled)
     if with_dlib:
+        try:
+            dl = DlibPipeline()
+        except Exception as exc:  # dlib missing: say so in the report
+            out["dlib_error"] = str(exc)
+            return out
         for upsample in (1, 0):  # the face_recognition default, and the same smallest face as edge's 80 px
-            try:
-                dl = DlibPipeline(upsample)
-            except Exception as exc:  # dlib missing: say so in the report
-                out["dlib_error"] = str(exc)
-                return out
+            dl.upsample = upsample
             t0 = time.perf_counter()
             k = 0
             for f in frames:

@@ -116,8 +116,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         split = split_family("face")
     else:
         raise EdgeError(f"unknown face protocol '{cfg.protocol}': identities or paper")
-    tag = "face" if cfg.protocol == "identities" else f"face-paper{cfg.seed}"
-    xs = {k: cache_images(v, "gray", cfg.imgsz, Path("runs") / "cache", f"{tag}-{k}", log)
+    xs = {k: cache_images(v, "gray", cfg.imgsz, Path("runs") / "cache", f"face-{k}", log)
           for k, v in split.parts.items()}
     xtr, ytr, _ = xs["train"]
     people = np.unique(ytr)

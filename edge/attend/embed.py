@@ -29,6 +29,7 @@ class SiameseEmbedder:
     model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        from edge.manifest import sha256_of
         from edge.prestep import prestep_spec
         from edge.runtime import load
         from edge.zoo import resolve_model
@@ -37,7 +38,7 @@ class SiameseEmbedder:
         m = self.model.manifest
         # galleries are per model: vectors from another face model (an upgraded zoo, a retrained one) don't compare
         if self.name == "siamese":
-            self.name = f"siamese-{_file_hash(self.model.artifact)}"
+            self.name = f"siamese-{sha256_of(self.model.artifact)[:10]}"
         if m.task != "embed":
             raise EdgeError(f"{self.model.artifact.name} is a {m.task} model, not a face embedder")
         th = m.threshold or {}
@@ -51,17 +52,6 @@ class SiameseEmbedder:
             return np.zeros((0, self.model.manifest.embedding_size or 0), np.float32)
         v = self.model.predict(to_tensor(crops, self.model.manifest.input)).astype(np.float32)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
-def _file_hash(path: Path) -> str:
-    import hashlib
-
-    path = Path(path)
-    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.read_bytes())
-    return h.hexdigest()[:10]
 
 
 def dlib_model_dir() -> Path:

@@ -95,9 +95,6 @@ class Classifier:
         self.model = runtime.load(artifact)
         self.classes = list(self.model.manifest.classes or ["Aman", "Berbahaya"])
 
-    def __call__(self, r: dict[str, Any]) -> str:
-        return self.many([r])[0]
-
     def many(self, rows: list[dict[str, Any]]) -> list[str]:
         """Labels for a batch of validated readings (one runtime call)."""
         import numpy as np
@@ -127,10 +124,6 @@ class Store:
             raise EdgeError(f"cannot open the hub database {self.path}: {exc}") from None
         self.lock = threading.Lock()
 
-    def add(self, r: dict[str, Any], label: str, via: str) -> bool:
-        """Insert once; True if new, False for a duplicate (device, seq)."""
-        return self.add_many([(r, label)], via)[0]
-
     def add_many(self, rows: list[tuple[dict[str, Any], str]], via: str,
                  rejects: list[tuple[bytes | str, str]] = ()) -> list[bool]:
         """Insert readings (and log rejects) in one transaction; per reading True if new, False if a duplicate.
@@ -152,9 +145,6 @@ class Store:
                 self.db.rollback()
                 raise
         return new
-
-    def reject(self, raw: bytes | str, reason: str, via: str) -> None:
-        self.add_many([], via, [(raw, reason)])
 
     def set_status(self, device: str, status: str) -> None:
         with self.lock:
