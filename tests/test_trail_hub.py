@@ -84,6 +84,25 @@ def http(url: str, body: bytes | None = None, token: str | None = TOKEN) -> tupl
         return e.code, e.read()
 
 
+def test_a_locked_database_delays_mqtt_readings_and_loses_none(hub) -> None:
+    """While another program holds the write lock, the batch stays unacknowledged and is retried; then stored."""
+    import sqlite3
+
+    store = hub["store"]
+    store.db.execute("PRAGMA busy_timeout = 100")
+    other = sqlite3.connect(str(store.path), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    pub = publisher(hub["broker"].port, "locked-pub")
+    for s in range(1, 4):
+        pub.publish("trail/pos-9/reading", json.dumps(reading(s, device="pos-9")), qos=1)
+    time.sleep(1.5)  # at least one failed attempt and a retry while locked
+    other.execute("ROLLBACK")
+    other.close()
+    wait_for(lambda: count(store, "pos-9") == 3, what="the delayed readings")
+    assert hub["ingest"].counts["stored"] == 3 and hub["ingest"].counts["duplicate"] == 0
+    pub.loop_stop()
+
+
 def test_mqtt_and_http_readings_stored_once_with_alerts(hub) -> None:
     store, port = hub["store"], hub["broker"].port
     alerts: list[dict] = []

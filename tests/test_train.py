@@ -129,6 +129,18 @@ def test_face_mobilenet_recipe_starts_from_imagenet_and_reloads_offline(tmp_path
         face_config("face-resnet")
 
 
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_paper_protocol_scores_seen_people(tmp_path):
+    from edge.models.train_face import face_config, train_face
+
+    m = train_face(face_config(imgsz=48, epochs=1, steps_per_epoch=2, protocol="paper"), tmp_path,
+                   log=lambda *_: None)
+    assert m["protocol"] == "paper" and m["data"]["train_people"] == m["data"]["test_people"] == 30
+    assert m["test"]["pairs"] == 60 * 59 // 2 and m["test"]["genuine_pairs"] == 30
+    with pytest.raises(EdgeError, match="unknown face protocol"):
+        train_face(face_config(protocol="images"), tmp_path, log=lambda *_: None)
+
+
 def test_verification_metrics_on_known_scores():
     from edge.models.train_face import verification_metrics
 
