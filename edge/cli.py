@@ -265,6 +265,17 @@ def cmd_train(a: argparse.Namespace) -> int:
         recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
                          protocol=a.protocol)
+        if a.grid:
+            from edge.models.train_face import train_face_grid
+
+            out = Path(a.out or f"runs/{recipe}-grid")
+            g = train_face_grid(fc, out)
+            if a.json:
+                _print_json(g)
+            else:
+                print((out / "grid.md").read_text(), end="")
+                print(f"({g['wall_minutes']} min) -> {out / 'grid.json'}")
+            return 0
         out = Path(a.out or f"runs/{recipe}" + ("" if a.protocol == "identities" else f"-{a.protocol}"))
         m = train_face(fc, out)
         t = m["test"]
@@ -378,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tomato, asl, face: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN; "
                         "face: the embedder)")
     p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
+    p.add_argument("--grid", action="store_true",
+                   help="face: the paper's optimiser (sgd, adam) x lr (0.01, 0.001) table on its protocol, constant "
+                        "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")
     p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_train)

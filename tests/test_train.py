@@ -150,6 +150,29 @@ def test_verification_metrics_on_known_scores():
     assert m["roc_auc"] == 1.0 and m["eer"] == 0.0 and m["f1"] == 1.0 and m["threshold"] == 0.3
     m = verification_metrics(dist, same, threshold=0.85)
     assert m["far"] == pytest.approx(1 / 3, abs=1e-3) and m["frr"] == 0
+    # a model that calls every pair "same": the paper's collapsed F1 0.67 on balanced pairs, far less on all pairs
+    dist = np.array([0.5] * 10)
+    same = np.array([True] + [False] * 9)
+    m = verification_metrics(dist, same, threshold=1.0)
+    assert m["f1_balanced"] == pytest.approx(2 / 3, abs=1e-3) and m["f1"] == pytest.approx(2 / 11, abs=1e-3)
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_grid_scores_every_optimiser_lr_and_epoch_count(tmp_path):
+    from edge.models.train_face import face_config, train_face, train_face_grid
+
+    g = train_face_grid(face_config(imgsz=32, epochs=4, steps_per_epoch=1), tmp_path, log=lambda *_: None)
+    assert g["epochs"] == [2, 3, 4]
+    keys = {(r["optimizer"], r["lr"], r["epoch"]) for r in g["rows"]}
+    assert keys == {(o, lr, e) for o in ("sgd", "adam") for lr in (0.01, 0.001) for e in (2, 3, 4)}
+    # constant lr: the grid's runs really differ (a schedule or optimiser silently ignored gives equal losses)
+    losses = {(r["optimizer"], r["lr"]): r["loss"] for r in g["rows"] if r["epoch"] == 4}
+    assert len(set(losses.values())) == 4
+    table = (tmp_path / "grid.md").read_text()
+    assert table.count("\n") == 2 + 12 and "| adam | 0.01 | 4 |" in table
+    with pytest.raises(EdgeError, match="unknown lr schedule"):
+        train_face(face_config(imgsz=32, epochs=1, steps_per_epoch=1, schedule="step"), tmp_path,
+                   log=lambda *_: None)
 
 
 def test_user_folder_with_a_one_image_class_trains(tmp_path):
