@@ -263,6 +263,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         from edge.models.train_face import face_config, train_face
 
         recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"
+        if a.teacher:
+            if a.arch != "mobilenet":
+                raise EdgeError("--teacher distils into the MobileNetV2 embedder: add --arch mobilenet")
+            recipe = f"face-mobilenet-{a.teacher}"
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
                          protocol=a.protocol)
         if a.grid:
@@ -389,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tomato, asl, face: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN; "
                         "face: the embedder)")
     p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
+    p.add_argument("--teacher", choices=["dlib"],
+                   help="face --arch mobilenet: also distil dlib's ResNet vectors on FER2013's faces (thousands of "
+                        "people; needs edge[attend])")
     p.add_argument("--grid", action="store_true",
                    help="face: the paper's optimiser (sgd, adam) x lr (0.01, 0.001) table on its protocol, constant "
                         "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")

@@ -47,6 +47,13 @@ class FaceConfig:
     protocol: str = "identities"
     schedule: str = "cosine"  # cosine | constant (the paper's grid: a fixed lr, so one run gives every epoch count)
     eval_epochs: tuple[int, ...] = ()  # also score the test pairs after these epochs (the grid's epoch axis)
+    # distillation: a teacher (dlib's ResNet) labels many more faces than ORL's 25 training people; each step adds
+    # a batch of them with the loss 1 - cos(student, teacher), weighted by distill_weight
+    teacher: str | None = None
+    distill_data: str = "fer2013/train"  # folder of face crops under EDGE_DATA (any layout of images)
+    distill_images: int = 8000
+    distill_batch: int = 48
+    distill_weight: float = 1.0
 
 
 # CPU defaults per recipe: the paper's SqueezeNet from scratch, and the ImageNet-initialised MobileNetV2 variant.
@@ -55,6 +62,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "face-mobilenet": {"lr": 3e-4, "epochs": 30, "builder": "edge.models.siamese:siamese_mobilenet_v2",
                        "builder_kwargs": {"embedding_size": 128, "in_channels": 1, "pretrained": True}},
 }
+RECIPES["face-mobilenet-dlib"] = {**RECIPES["face-mobilenet"], "teacher": "dlib"}
 
 
 def face_config(recipe: str = "face", **overrides: Any) -> FaceConfig:
@@ -95,8 +103,9 @@ def verification_metrics(dist: np.ndarray, same: np.ndarray, threshold: float | 
     # are mostly impostors, which makes plain F1 far harsher): a model that calls every pair "same" gets 0.667
     f1_bal = 2 * tpr_t / max(1 + tpr_t + fpr_t, 1e-12)
     return {"roc_auc": round(auc, 4), "eer": round(eer, 4), "threshold": round(float(threshold), 4),
-            "f1": round(f1_t, 4), "f1_balanced": round(f1_bal, 4), "accuracy": round(float((pred == same).mean()), 4),
-            "far": round(fp_t / max(neg, 1), 4), "frr": round(fn_t / max(pos, 1), 4),
+            "f1": round(f1_t, 4), "f1_balanced": round(float(f1_bal), 4),
+            "accuracy": round(float((pred == same).mean()), 4),
+            "far": round(float(fpr_t), 4), "frr": round(float(fn_t / max(pos, 1)), 4),
             "pairs": int(len(dist)), "genuine_pairs": int(pos)}
 
 
@@ -105,6 +114,24 @@ def _embed(model: torch.nn.Module, x: np.ndarray, mean: float, std: float) -> np
     with torch.inference_mode():
         xb = (torch.from_numpy(x).float() / 255.0 - mean) / std
         return torch.cat([model(c) for c in torch.split(xb, 128)]).numpy()
+
+
+def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``cfg.distill_images`` faces from ``EDGE_DATA/cfg.distill_data`` at the training size, with teacher vectors."""
+    from edge.data import data_root, list_image_folder
+    from edge.models.distill import teacher_embeddings
+
+    root = data_root() / cfg.distill_data
+    if not root.is_dir():
+        raise EdgeError(f"distillation faces not found: {root} (set EDGE_DATA or distill_data)")
+    _, samples, skipped = list_image_folder(root)
+    if skipped:
+        log(f"distill data: {skipped}")
+    order = np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.distill_images]
+    chosen = [samples[i] for i in sorted(order)]
+    cache = Path("runs") / "cache"
+    xd, _, _ = cache_images(chosen, "gray", cfg.imgsz, cache, "distill", log)
+    return xd, teacher_embeddings(xd, cfg.teacher or "", cache, log)
 
 
 def _score_test(model: torch.nn.Module, xs: dict[str, Any], mean: float, std: float) -> dict[str, Any]:
@@ -140,6 +167,10 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
     by_person = {p: np.flatnonzero(ytr == p) for p in people}
     kwargs = dict(cfg.builder_kwargs) if cfg.builder else dict(fam.builder_kwargs)
     model = build(fam, cfg.builder, **kwargs)
+    xd, td = _distill_set(cfg, log) if cfg.teacher else (None, None)
+    if td is not None and kwargs.get("embedding_size", 128) != td.shape[1]:
+        raise EdgeError(f"the teacher's vectors have {td.shape[1]} values; the student makes "
+                        f"{kwargs.get('embedding_size')}: use embedding_size {td.shape[1]}")
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr) if cfg.optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9))
     if cfg.schedule not in ("cosine", "constant"):
@@ -152,7 +183,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
     rng = np.random.default_rng(cfg.seed)
     for epoch in range(cfg.epochs):
         model.train()
-        total = 0.0
+        total, cos_sum = 0.0, 0.0
         for _ in tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False, file=sys.stderr):
             chosen = rng.choice(people, size=min(cfg.people_per_batch, len(people)), replace=False)
             idx = np.concatenate([rng.choice(by_person[p], cfg.shots_per_person, replace=len(by_person[p]) <
@@ -163,6 +194,12 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             iu = torch.triu_indices(len(idx), len(idx), 1)
             same = (lab[iu[0]] == lab[iu[1]]).float()
             loss = contrastive_loss(emb[iu[0]], emb[iu[1]], same, cfg.margin)
+            if xd is not None and td is not None:
+                j = rng.choice(len(xd), min(cfg.distill_batch, len(xd)), replace=False)
+                xj = augment(torch.from_numpy(xd[j]).float() / 255.0, cfg.augment, gen)
+                cos = (model((xj - mean) / std) * torch.from_numpy(td[j])).sum(1)
+                loss = loss + cfg.distill_weight * (1 - cos).mean()
+                cos_sum += float(cos.detach().mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -171,6 +208,8 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         val = verification_metrics(*pair_scores(_embed(model, xs["val"][0], mean, std), xs["val"][1]))
         history.append({"epoch": epoch + 1, "loss": round(total / cfg.steps_per_epoch, 4), "val_auc": val["roc_auc"],
                         "val_eer": val["eer"], "minutes": timer.minutes})
+        if xd is not None:  # how closely the student follows the teacher (1 = same direction)
+            history[-1]["teacher_cos"] = round(cos_sum / cfg.steps_per_epoch, 4)
         log(f"epoch {epoch + 1}: loss {total / cfg.steps_per_epoch:.4f}  val AUC {val['roc_auc']:.4f}  "
             f"EER {val['eer']:.4f}")
         if epoch + 1 in cfg.eval_epochs:
@@ -200,11 +239,13 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
                "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
                "data": {"train_people": int(len(people)), "val_people": int(len(np.unique(xs["val"][1]))),
                         "test_people": int(len(np.unique(xs["test"][1]))), "train_images": int(len(xtr)),
+                        "distill_images": int(len(xd)) if xd is not None else 0,
                         "hash": data_hash(split["train"] + split["val"] + split["test"])}}
+    how = f" + distilled from {cfg.teacher} on {len(xd)} faces" if xd is not None else ""
     meta = {"trained": True, "classes": [], "input": spec.__dict__,
             "threshold": {"distance": val["threshold"], "metric": "euclidean", "chosen_on": "val identities (best F1)"},
             "metrics": {"test_f1": test["f1"], "test_eer": test["eer"], "test_roc_auc": test["roc_auc"]},
-            "note": f"trained: contrastive, {cfg.optimizer} lr {cfg.lr}, {metrics['wall_minutes']} min on "
+            "note": f"trained: contrastive{how}, {cfg.optimizer} lr {cfg.lr}, {metrics['wall_minutes']} min on "
                     f"{metrics['hardware']}", "builder": cfg.builder,
             # rebuilt for export/loading without the ImageNet file: the trained weights replace it
             "builder_kwargs": {**kwargs, **({"pretrained": False} if "pretrained" in kwargs else {})}}

@@ -141,6 +141,25 @@ def test_face_paper_protocol_scores_seen_people(tmp_path):
         train_face(face_config(protocol="images"), tmp_path, log=lambda *_: None)
 
 
+@pytest.mark.skipif(not (has["faces/orl"] and has["fer2013"]), reason="faces or fer2013 not present")
+def test_face_distillation_follows_the_teacher(tmp_path, monkeypatch):
+    pytest.importorskip("dlib")
+    from edge.models.train_face import face_config, train_face
+
+    monkeypatch.chdir(tmp_path)  # the teacher cache goes to runs/cache here, not into the repo's
+    cfg = face_config("face-mobilenet-dlib", imgsz=48, epochs=3, steps_per_epoch=3, lr=1e-3, distill_images=12,
+                      distill_batch=12, people_per_batch=2, shots_per_person=2)
+    m = train_face(cfg, tmp_path / "run", log=lambda *_: None)
+    assert m["data"]["distill_images"] == 12 and len(list((tmp_path / "runs/cache").glob("teacher-dlib-12-*")))
+    cos = [h["teacher_cos"] for h in m["history"]]
+    assert cos[-1] > cos[0] + 0.05, cos  # the student turns towards the teacher's vectors
+    assert "distilled from dlib on 12 faces" in read_checkpoint(tmp_path / "run/best.pt")["meta"]["note"]
+    with pytest.raises(EdgeError, match="teacher's vectors have 128"):
+        bad = face_config("face-mobilenet-dlib", imgsz=48, epochs=1, steps_per_epoch=1, distill_images=12)
+        bad.builder_kwargs = {**bad.builder_kwargs, "embedding_size": 64}
+        train_face(bad, tmp_path / "bad", log=lambda *_: None)
+
+
 def test_verification_metrics_on_known_scores():
     from edge.models.train_face import verification_metrics
 
