@@ -253,7 +253,8 @@ def identification(pipe: Any, people: dict[str, list[Path]], enrolled: list[str]
             "ms_per_query": {k: round(1000 * v / max(frames_seen - no_face, 1), 2) for k, v in timing.items()}}
 
 
-def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True) -> dict[str, Any]:
+def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True,
+                 face_model: str | None = None) -> dict[str, Any]:
     from edge.attend.embed import make_embedder
     from edge.attend.station import Debounce, FacePipeline, RunStats, enroll, run_attendance
     from edge.attend.store import Store
@@ -269,7 +270,7 @@ def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True)
     video = write_video(frames, tmp / "attend.avi")
     for threads in threads_list:
         cv2.setNumThreads(threads)
-        pipe = FacePipeline(make_embedder("siamese", threads=threads))
+        pipe = FacePipeline(make_embedder("siamese", face_model, threads=threads))
         db = tmp / f"attend-{threads}.sqlite"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -314,7 +315,7 @@ def bench_attend(threads_list: tuple[int, ...] = (1, 2), with_dlib: bool = True)
 
 # ----------------------------------------------------------------- report
 def run(out: Path, what: tuple[str, ...] = ("live", "serve", "attend"), artifacts: Path | None = None,
-        seconds: float = 20.0) -> dict[str, Any]:
+        seconds: float = 20.0, face_model: str | None = None, with_dlib: bool = True) -> dict[str, Any]:
     from edge.bench.fingerprint import fingerprint
 
     result: dict[str, Any] = {"device": fingerprint()}
@@ -333,7 +334,7 @@ def run(out: Path, what: tuple[str, ...] = ("live", "serve", "attend"), artifact
     if "serve" in what:
         result["serve"] = bench_serve_api(fams, 8, seconds)
     if "attend" in what:
-        result["attend"] = bench_attend()
+        result["attend"] = bench_attend(with_dlib=with_dlib, face_model=face_model)
     out.mkdir(parents=True, exist_ok=True)
     (out / "apps-x86-2core.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "apps-x86-2core.md").write_text(markdown(result))

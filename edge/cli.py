@@ -213,6 +213,8 @@ def cmd_bench_apps(argv: list[str]) -> int:
     ap.add_argument("--artifacts", default="artifacts", help="fp32 ONNX files found here are measured too")
     ap.add_argument("--seconds", type=float, default=20.0, help="load duration per model for serve")
     ap.add_argument("--out", default="docs/bench")
+    ap.add_argument("--face-model", help="attend: this exported face embedder instead of the zoo's (a candidate)")
+    ap.add_argument("--no-dlib", action="store_true", help="attend: skip the dlib pipeline")
     a = ap.parse_args(argv)
     from edge.bench.apps import run
 
@@ -220,7 +222,9 @@ def cmd_bench_apps(argv: list[str]) -> int:
     bad = set(what) - {"live", "serve", "attend"}
     if bad:
         raise EdgeError(f"unknown --what {', '.join(sorted(bad))}: live, serve, attend")
-    run(Path(a.out), what, Path(a.artifacts), a.seconds)
+    if a.face_model and not Path(a.face_model).is_file():
+        raise EdgeError(f"--face-model: no such file {a.face_model}")
+    run(Path(a.out), what, Path(a.artifacts), a.seconds, face_model=a.face_model, with_dlib=not a.no_dlib)
     print((Path(a.out) / "apps-x86-2core.md").read_text())
     return 0
 
