@@ -259,7 +259,8 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
 GRID = {"optimizer": ("sgd", "adam"), "lr": (0.01, 0.001)}
 
 
-def train_face_grid(base: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
+def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
+                    grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
     """The paper's optimiser x learning-rate x epochs table, on its protocol (30 seen people, images 8:2).
 
     One run per optimiser x lr at a constant learning rate, scored after 1/2, 3/4 and all of ``base.epochs``
@@ -270,12 +271,18 @@ def train_face_grid(base: FaceConfig, out: Path, log: Any = None) -> dict[str, A
     checkpoints = tuple(sorted({max(1, round(e / 2)), max(1, round(3 * e / 4)), e}))
     rows: list[dict[str, Any]] = []
     timer = Timer()
-    for optimizer in GRID["optimizer"]:
-        for lr in GRID["lr"]:
+    grid = grid or GRID
+    for optimizer in grid["optimizer"]:
+        for lr in grid["lr"]:
             cfg = replace(base, optimizer=optimizer, lr=lr, protocol="paper", schedule="constant",
                           eval_epochs=checkpoints)
-            log(f"grid: {optimizer} lr {lr:g}, {e} epochs")
-            m = train_face(cfg, out / f"{optimizer}-lr{lr:g}", log)
+            run = out / f"{optimizer}-lr{lr:g}"
+            m = _finished_run(run, cfg)
+            if m is None:
+                log(f"grid: {optimizer} lr {lr:g}, {e} epochs")
+                m = train_face(cfg, run, log)
+            else:
+                log(f"grid: {optimizer} lr {lr:g}: reusing {run / 'metrics.json'} (same settings)")
             for snap in m["at_epochs"]:
                 t, o = snap["test"], snap["test_best_threshold"]
                 rows.append({"optimizer": optimizer, "lr": lr, "epoch": snap["epoch"], "loss": snap["loss"],
@@ -287,6 +294,21 @@ def train_face_grid(base: FaceConfig, out: Path, log: Any = None) -> dict[str, A
     (out / "grid.json").write_text(json.dumps(grid, indent=2) + "\n")
     (out / "grid.md").write_text(grid_table(grid))
     return grid
+
+
+def _finished_run(run: Path, cfg: FaceConfig) -> dict[str, Any] | None:
+    """A grid cell's metrics when that run already finished with exactly these settings (CPU sessions add cells)."""
+    try:
+        m = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    want = json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))
+    default = json.loads(json.dumps(asdict(FaceConfig())))
+    have = m.get("config", {})
+    # threads change no result; the paper protocol runs every epoch whatever the patience; settings added to
+    # FaceConfig after a run count as their defaults
+    same = all(have.get(k, default.get(k)) == v for k, v in want.items() if k not in ("threads", "patience"))
+    return m if same and "at_epochs" in m else None
 
 
 def grid_table(grid: dict[str, Any]) -> str:

@@ -189,6 +189,14 @@ def test_face_grid_scores_every_optimiser_lr_and_epoch_count(tmp_path):
     assert len(set(losses.values())) == 4
     table = (tmp_path / "grid.md").read_text()
     assert table.count("\n") == 2 + 12 and "| adam | 0.01 | 4 |" in table
+    # a second call reuses the finished cells with the same settings; other settings train again
+    said: list[str] = []
+    again = train_face_grid(face_config(imgsz=32, epochs=4, steps_per_epoch=1), tmp_path, log=said.append)
+    assert again["rows"] == g["rows"] and sum("reusing" in m for m in said) == 4
+    said.clear()
+    train_face_grid(face_config(imgsz=32, epochs=2, steps_per_epoch=1), tmp_path, log=said.append,
+                    grid={"optimizer": ("sgd",), "lr": (0.01,)})
+    assert said and not any("reusing" in m for m in said)
     with pytest.raises(EdgeError, match="unknown lr schedule"):
         train_face(face_config(imgsz=32, epochs=1, steps_per_epoch=1, schedule="step"), tmp_path,
                    log=lambda *_: None)
