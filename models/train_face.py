@@ -131,7 +131,11 @@ def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
     chosen = [samples[i] for i in sorted(order)]
     cache = Path("runs") / "cache"
     xd, _, _ = cache_images(chosen, "gray", cfg.imgsz, cache, "distill", log)
-    return xd, teacher_embeddings(xd, cfg.teacher or "", cache, log)
+    td = teacher_embeddings(xd, cfg.teacher or "", cache, log)
+    # dlib's vectors sit in a narrow cone (two strangers: cosine 0.85 on average); centred on these faces they
+    # spread (strangers about 0, as the contrastive margin wants) while Euclidean distances stay as they were
+    td = td - td.mean(axis=0, keepdims=True)
+    return xd, td / np.maximum(np.linalg.norm(td, axis=1, keepdims=True), 1e-12)
 
 
 def _score_test(model: torch.nn.Module, xs: dict[str, Any], mean: float, std: float) -> dict[str, Any]:
