@@ -138,13 +138,16 @@ def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
     return xd, td / np.maximum(np.linalg.norm(td, axis=1, keepdims=True), 1e-12)
 
 
-def _score_test(model: torch.nn.Module, xs: dict[str, Any], mean: float, std: float) -> dict[str, Any]:
-    """Test pairs at the threshold the val pairs pick (best F1), and at the test's own best threshold."""
-    val = verification_metrics(*pair_scores(_embed(model, xs["val"][0], mean, std), xs["val"][1]))
-    test_pairs = pair_scores(_embed(model, xs["test"][0], mean, std), xs["test"][1])
-    test = verification_metrics(*test_pairs, threshold=val["threshold"])
-    oracle = verification_metrics(*test_pairs)
-    return {"test": test, "test_best_threshold": oracle}
+def _pairs(model: torch.nn.Module, xs: dict[str, Any], part: str, mean: float,
+           std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distance and genuine flag for every pair of one split's images."""
+    return pair_scores(_embed(model, xs[part][0], mean, std), xs[part][1])
+
+
+def _score_test(test_pairs: tuple[np.ndarray, np.ndarray], threshold: float) -> dict[str, Any]:
+    """Test pairs at the threshold the val pairs picked (best F1), and at the test's own best threshold."""
+    return {"test": verification_metrics(*test_pairs, threshold=threshold),
+            "test_best_threshold": verification_metrics(*test_pairs)}
 
 
 def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
@@ -209,7 +212,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             opt.step()
             total += float(loss.detach())
         sched.step()
-        val = verification_metrics(*pair_scores(_embed(model, xs["val"][0], mean, std), xs["val"][1]))
+        val = verification_metrics(*_pairs(model, xs, "val", mean, std))
         history.append({"epoch": epoch + 1, "loss": round(total / cfg.steps_per_epoch, 4), "val_auc": val["roc_auc"],
                         "val_eer": val["eer"], "minutes": timer.minutes})
         if xd is not None:  # how closely the student follows the teacher (1 = same direction)
@@ -218,7 +221,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             f"EER {val['eer']:.4f}")
         if epoch + 1 in cfg.eval_epochs:
             at_epochs.append({"epoch": epoch + 1, "loss": history[-1]["loss"], "minutes": timer.minutes,
-                              **_score_test(model, xs, mean, std)})
+                              **_score_test(_pairs(model, xs, "test", mean, std), val["threshold"])})
         score = val["roc_auc"] - val["eer"]
         if score > best:
             best, stale = score, 0
@@ -229,11 +232,10 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
                 log("early stop")
                 break
     model.load_state_dict(best_state)
-    val_pairs = pair_scores(_embed(model, xs["val"][0], mean, std), xs["val"][1])
-    test_pairs = pair_scores(_embed(model, xs["test"][0], mean, std), xs["test"][1])
+    val_pairs, test_pairs = _pairs(model, xs, "val", mean, std), _pairs(model, xs, "test", mean, std)
     val = verification_metrics(*val_pairs)
-    test = verification_metrics(*test_pairs, threshold=val["threshold"])
-    test_oracle = verification_metrics(*test_pairs)
+    scored = _score_test(test_pairs, val["threshold"])
+    test, test_oracle = scored["test"], scored["test_best_threshold"]
     who = "people never seen in training" if cfg.protocol == "identities" else "seen people, unseen images"
     plot_roc({f"test (AUC {test['roc_auc']:.3f})": test_pairs, f"val (AUC {val['roc_auc']:.3f})": val_pairs},
              out / "roc.png", f"face verification, {who}")
