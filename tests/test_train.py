@@ -154,6 +154,9 @@ def test_face_distillation_follows_the_teacher(tmp_path, monkeypatch):
     cos = [h["teacher_cos"] for h in m["history"]]
     assert cos[-1] > cos[0] + 0.05, cos  # the student turns towards the teacher's vectors
     assert "distilled from dlib on 12 faces" in read_checkpoint(tmp_path / "run/best.pt")["meta"]["note"]
+    with pytest.raises(EdgeError, match="distillation faces not found"):
+        train_face(face_config("face-mobilenet-dlib", imgsz=48, epochs=1, distill_data="no/such/folder"),
+                   tmp_path / "none", log=lambda *_: None)
     with pytest.raises(EdgeError, match="teacher's vectors have 128"):
         bad = face_config("face-mobilenet-dlib", imgsz=48, epochs=1, steps_per_epoch=1, distill_images=12)
         bad.builder_kwargs = {**bad.builder_kwargs, "embedding_size": 64}
@@ -220,3 +223,12 @@ def test_user_folder_with_a_one_image_class_trains(tmp_path):
     assert "skipped 1 unreadable images" in proc.stderr
     out = json.loads(proc.stdout)
     assert out["test"]["n"] > 0 and len(out["test"]["confusion"]) == 3
+
+
+def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
+    r = run_edge("train", "face", "--teacher", "dlib")
+    assert r.returncode != 0 and "add --arch mobilenet" in r.stderr
+    r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
+                 str(tmp_path))
+    assert r.returncode != 0 and "--face-model: no such file" in r.stderr
+    assert not (tmp_path / "apps-x86-2core.json").exists()
