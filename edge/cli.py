@@ -247,6 +247,26 @@ def cmd_bench_trail(argv: list[str]) -> int:
 BENCH_SUBCOMMANDS = {"compare": cmd_bench_compare, "apps": cmd_bench_apps, "trail": cmd_bench_trail}
 
 
+def _grid_cells(specs: list[str] | None) -> list[tuple[str, float]] | None:
+    """['adam:0.001', ...] -> [('adam', 0.001), ...]; None keeps the whole grid."""
+    if not specs:
+        return None
+    from edge.models.train_face import GRID
+
+    cells = []
+    for spec in specs:
+        opt, _, lr = spec.partition(":")
+        try:
+            cell = (opt, float(lr))
+        except ValueError:
+            cell = None
+        if cell is None or cell[0] not in GRID["optimizer"] or cell[1] not in GRID["lr"]:
+            raise EdgeError(f"--grid-cell {spec}: expected OPT:LR with OPT in {GRID['optimizer']} and LR in "
+                            f"{GRID['lr']}")
+        cells.append(cell)
+    return cells
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     if fam.name == "trail":
@@ -271,6 +291,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             if a.arch != "mobilenet":
                 raise EdgeError("--teacher distils into the MobileNetV2 embedder: add --arch mobilenet")
             recipe = f"face-mobilenet-{a.teacher}"
+        if a.grid_cell and not a.grid:
+            raise EdgeError("--grid-cell picks cells of --grid: add --grid")
         if (a.distill_data or a.distill_images) and not a.teacher:
             raise EdgeError("--distill-data/--distill-images go with --teacher")
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
@@ -279,7 +301,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             from edge.models.train_face import train_face_grid
 
             out = Path(a.out or f"runs/{recipe}-grid")
-            g = train_face_grid(fc, out)
+            g = train_face_grid(fc, out, cells=_grid_cells(a.grid_cell))
             if a.json:
                 _print_json(g)
             else:
@@ -408,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true",
                    help="face: the paper's optimiser (sgd, adam) x lr (0.01, 0.001) table on its protocol, constant "
                         "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")
+    p.add_argument("--grid-cell", action="append", metavar="OPT:LR",
+                   help="face --grid: only this optimiser:lr cell, e.g. adam:0.001 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_train)

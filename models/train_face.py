@@ -269,11 +269,13 @@ GRID = {"optimizer": ("sgd", "adam"), "lr": (0.01, 0.001)}
 
 
 def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
-                    grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
+                    grid: dict[str, tuple[Any, ...]] | None = None,
+                    cells: list[tuple[str, float]] | None = None) -> dict[str, Any]:
     """The paper's optimiser x learning-rate x epochs table, on its protocol (30 seen people, images 8:2).
 
     One run per optimiser x lr at a constant learning rate, scored after 1/2, 3/4 and all of ``base.epochs``
-    (the paper's 50 / 75 / 100). Writes ``grid.json`` and ``grid.md`` in ``out``.
+    (the paper's 50 / 75 / 100). ``cells`` keeps only these (optimiser, lr) pairs (a CPU session's share).
+    Writes ``grid.json`` and ``grid.md`` in ``out``.
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     e = base.epochs
@@ -283,6 +285,8 @@ def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
     grid = grid or GRID
     for optimizer in grid["optimizer"]:
         for lr in grid["lr"]:
+            if cells is not None and (optimizer, lr) not in cells:
+                continue
             cfg = replace(base, optimizer=optimizer, lr=lr, protocol="paper", schedule="constant",
                           eval_epochs=checkpoints)
             run = out / f"{optimizer}-lr{lr:g}"

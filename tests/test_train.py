@@ -213,6 +213,9 @@ def test_face_grid_scores_every_optimiser_lr_and_epoch_count(tmp_path):
     train_face_grid(face_config(imgsz=32, epochs=2, steps_per_epoch=1), tmp_path, log=said.append,
                     grid={"optimizer": ("sgd",), "lr": (0.01,)})
     assert said and not any("reusing" in m for m in said)
+    one = train_face_grid(face_config(imgsz=32, epochs=4, steps_per_epoch=1), tmp_path, log=lambda *_: None,
+                          cells=[("adam", 0.001)])  # --grid-cell adam:0.001
+    assert {(r["optimizer"], r["lr"]) for r in one["rows"]} == {("adam", 0.001)} and len(one["rows"]) == 3
     with pytest.raises(EdgeError, match="unknown lr schedule"):
         train_face(face_config(imgsz=32, epochs=1, steps_per_epoch=1, schedule="step"), tmp_path,
                    log=lambda *_: None)
@@ -241,6 +244,12 @@ def test_user_folder_with_a_one_image_class_trains(tmp_path):
 def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     r = run_edge("train", "face", "--teacher", "dlib")
     assert r.returncode != 0 and "add --arch mobilenet" in r.stderr
+    r = run_edge("train", "face", "--distill-images", "100")
+    assert r.returncode != 0 and "go with --teacher" in r.stderr
+    r = run_edge("train", "face", "--grid", "--grid-cell", "adam:0.1")
+    assert r.returncode != 0 and "--grid-cell adam:0.1: expected OPT:LR" in r.stderr
+    r = run_edge("train", "face", "--grid-cell", "adam:0.001")
+    assert r.returncode != 0 and "add --grid" in r.stderr
     r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
                  str(tmp_path))
     assert r.returncode != 0 and "--face-model: no such file" in r.stderr
