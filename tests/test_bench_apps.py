@@ -35,6 +35,16 @@ def test_apps_pieces_report_consistent_figures() -> None:
         assert fit["both_found"] >= 90 and np.allclose(fit["dx_dy_size_median"], fit["in_use"], atol=0.05)
 
 
+def test_dir_at_far_on_known_scores() -> None:
+    from edge.bench.apps import dir_at_far
+
+    known = [(0.1, True), (0.2, True), (0.3, False), (0.5, True)]  # (nearest distance, nearest is right)
+    strangers = [0.25, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]
+    # FAR 0: below 0.25 -> 2 of 5 known (one had no face); FAR 0.1: 1 stranger may pass -> below 0.4 -> still 2;
+    # FAR 0.2: below 0.6 -> 3 (the wrong nearest never counts)
+    assert dir_at_far(known, strangers, 5, (0.0, 0.1, 0.2)) == {"far_0": 0.4, "far_0.1": 0.4, "far_0.2": 0.6}
+
+
 def test_bench_trail_writes_json_and_markdown(tmp_path) -> None:
     r = run_edge("bench", "trail", "-n", "300", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
