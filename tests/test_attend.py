@@ -136,6 +136,12 @@ def test_cli_enrol_run_and_empty_gallery(tmp_path: Path, people: dict) -> None:
     known = [e for e in events if e["kind"] == "in"]  # the model may miss one frame (it is not perfect) ...
     assert len(known) == 1 and known[0]["name"] == names[0]  # ... but checks in the right person once
     assert all(e["kind"] == "unknown" for e in events if e not in known)
+    # a stricter --threshold than the manifest's: at a distance of almost 0 nobody is recognised
+    r = run_edge("attend", "run", "--db", str(db), "--video", str(video), "--threshold", "0.001")
+    kinds = [json.loads(x)["kind"] for x in r.stdout.splitlines()]
+    assert r.returncode == 0 and "in" not in kinds and kinds.count("unknown") >= 1, kinds
+    r = run_edge("attend", "run", "--db", str(db), "--video", str(video), "--threshold", "-1")
+    assert r.returncode != 0 and "--threshold -1.0: a Euclidean distance" in r.stderr
     # another face model file (the zoo's other format) cannot use these vectors: it says so instead of guessing
     other = [f for f in sorted(REPO.glob("models/zoo/face/*")) if f.suffix in (".onnx", ".tflite")
              and f.resolve() != resolve_model("face").resolve()]

