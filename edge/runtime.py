@@ -105,7 +105,7 @@ class OnnxModel(Model):
 
 
 # ------------------------------------------------------------------- LiteRT
-def _tflite_interpreter_class() -> Any:
+def tflite_interpreter_class() -> Any:
     for mod, attr in (
         ("ai_edge_litert.interpreter", "Interpreter"),
         ("tflite_runtime.interpreter", "Interpreter"),
@@ -123,7 +123,7 @@ class TFLiteModel(Model):
 
     def __init__(self, artifact: Path, manifest: Manifest, threads: int) -> None:
         super().__init__(artifact, manifest, threads)
-        interpreter_cls = _tflite_interpreter_class()
+        interpreter_cls = tflite_interpreter_class()
         self.backend = interpreter_cls.__module__.split(".")[0]
         try:
             self.interp = interpreter_cls(model_path=str(artifact), num_threads=threads)

@@ -11,11 +11,19 @@ from edge.errors import EdgeError
 PREFERENCE = (".int8.onnx", ".onnx", ".int8.tflite", ".tflite")
 
 
-def zoo_dir() -> Path:
-    spec = importlib.util.find_spec("edge.models")
+def package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (its own code may need what we lack)."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def zoo_dir() -> Path:
+    root = package_dir("edge.models")
+    if root is None:
         raise EdgeError("edge.models is not installed (pip install -e .)")
-    return Path(list(spec.submodule_search_locations)[0]) / "zoo"
+    return root / "zoo"
 
 
 def zoo_models() -> dict[str, Path]:

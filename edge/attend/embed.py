@@ -7,7 +7,6 @@ for their 128-d descriptor (kept at dlib's own scale).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +54,12 @@ class SiameseEmbedder:
 
 
 def dlib_model_dir() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    from edge.zoo import package_dir
+
+    root = package_dir("face_recognition_models")
+    if root is None:
         raise MissingDependency("face-recognition-models", "attend", "the dlib embedder")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
+    return root / "models"
 
 
 @dataclass
