@@ -327,6 +327,12 @@ def cmd_train(a: argparse.Namespace) -> int:
                          max_per_class=a.max_per_class, threads=a.threads, device=a.device)
     if fam.name == "asl" and a.no_stn:
         cfg.builder_kwargs = {**cfg.builder_kwargs, "stn": False}
+    if a.backgrounds is not None:
+        if fam.name != "asl":
+            raise EdgeError("--backgrounds is for asl (hands cut out of one wall's frames); not for " + fam.name)
+        if not 0 <= a.backgrounds <= 1:
+            raise EdgeError(f"--backgrounds is a probability in [0, 1], got {a.backgrounds}")
+        cfg.backgrounds = a.backgrounds
     out = Path(a.out or f"runs/{recipe}")
     m = train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume)
     if a.json:
@@ -421,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tomato, asl, face: 'mobilenet' = ImageNet-initialised MobileNetV2 (asl keeps the STN; "
                         "face: the embedder)")
     p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
+    p.add_argument("--backgrounds", type=float, metavar="P",
+                   help="asl: paste the hands on other backgrounds (procedural, tomato, FER faces) with probability "
+                        "P (default: the recipe's)")
     p.add_argument("--teacher", choices=["dlib"],
                    help="face --arch mobilenet: also distil dlib's ResNet vectors on FER2013's faces (thousands of "
                         "people; needs edge[attend])")

@@ -45,6 +45,10 @@ class TrainConfig:
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     max_per_class: int | None = None  # cap training images per class (fast runs, tests)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # asl: paste the hands on other backgrounds with this probability (0 = off), and score the test
+    # hands on backgrounds from sources training never saw (the frames here share one wall)
+    backgrounds: float = 0.0
+    eval_backgrounds: bool = False
     device: str = "cpu"
     threads: int | None = None
 
@@ -61,8 +65,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tomato-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3,
                          "builder": "edge.models.classifiers:mobilenet_v2_classifier",
                          "builder_kwargs": {"num_classes": 3, "pretrained": True}},
-    "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3},
-    "asl-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3,
+    "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3, "eval_backgrounds": True},
+    "asl-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3, "eval_backgrounds": True,
                       "builder": "edge.models.stn:stn_mobilenet_v2",
                       "builder_kwargs": {"num_classes": 26, "pretrained": True},
                       "augment": AugmentConfig(rotate_deg=20.0, scale=(0.7, 1.2), shift=0.15, blur_p=0.3,
@@ -135,6 +139,18 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     cache = Path("runs") / "cache"
     xs = {k: cache_images(v, spec.color, cfg.imgsz, cache, f"{cfg.family}-{k}", log) for k, v in parts.items()}
     xtr, ytr, _ = xs["train"]
+    masks = pool = None
+    if cfg.backgrounds > 0 or cfg.eval_backgrounds:
+        from edge.models import backgrounds as bgs
+
+        masks = {k: bgs.cache_masks(v, cfg.imgsz, cache, f"{cfg.family}-{k}") for k, v in parts.items()}
+        for k in masks:
+            if len(masks[k]) != len(xs[k][0]):
+                raise EdgeError(f"{k}: {len(masks[k])} hand masks for {len(xs[k][0])} images")
+        if cfg.backgrounds > 0:
+            pool = bgs.background_pool(cfg.imgsz, spec.color, bgs.TRAIN_SOURCES, seed=cfg.seed)
+            log(f"backgrounds: p {cfg.backgrounds}, {len(pool)} from {', '.join(bgs.TRAIN_SOURCES)}")
+        np_rng = np.random.default_rng(cfg.seed)
     log(f"{cfg.family}: train {len(xtr)} / val {len(xs['val'][0])} / test {len(xs['test'][0])} images, "
         f"{cfg.imgsz}px {spec.color}, classes {len(classes)}")
 
@@ -179,7 +195,10 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                    leave=False, mininterval=5)
         for step in bar:
             idx = perm[step * cfg.batch : (step + 1) * cfg.batch]
-            xb = torch.from_numpy(xtr[idx.numpy()]).float() / 255.0
+            xn = xtr[idx.numpy()]
+            if pool is not None:
+                xn = bgs.composite(xn, masks["train"][idx.numpy()], pool, np_rng, cfg.backgrounds)
+            xb = torch.from_numpy(xn).float() / 255.0
             xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev)
             yb = torch.from_numpy(ytr[idx.numpy()]).to(dev)
             loss = F.cross_entropy(model(xb), yb, weight=w, label_smoothing=cfg.label_smoothing)
@@ -211,6 +230,18 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     xt, yt, _ = xs["test"]
     test = classification_report(yt, _predict(model, xt, spec).argmax(1), classes)
     val = classification_report(xs["val"][1], _predict(model, xs["val"][0], spec).argmax(1), classes)
+    if masks is not None:
+        try:
+            held = bgs.background_pool(cfg.imgsz, spec.color, bgs.HELDOUT_SOURCES, seed=1)
+        except EdgeError as exc:
+            log(f"test on unseen backgrounds skipped: {exc}")
+        else:
+            xo = bgs.composite(xt, masks["test"], held, np.random.default_rng(1))
+            test["unseen_backgrounds"] = {
+                "accuracy": round(float((_predict(model, xo, spec).argmax(1) == yt).mean()), 4),
+                "sources": list(bgs.HELDOUT_SOURCES), "images": len(xo)}
+            log(f"test hands on unseen backgrounds ({', '.join(bgs.HELDOUT_SOURCES)}): "
+                f"{test['unseen_backgrounds']['accuracy']:.4f}")
     metrics = {
         "family": cfg.family, "val": val, "test": test, "history": history, "wall_minutes": timer.minutes,
         "hardware": hardware(), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},

@@ -1,0 +1,97 @@
+"""Hands cut out of one wall's frames and pasted on other backgrounds (ASL training and its unseen-background test)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_edge
+from edge.errors import EdgeError
+from edge.models.backgrounds import background_pool, composite, hand_mask
+
+
+def _hand_on_wall(rng: np.random.Generator, size: int = 120, shape: str = "fist") -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured hand with its arm from the bottom edge, on a pale wall under a brown frame."""
+    img = np.full((size, size, 3), (205, 200, 198), np.uint8)  # BGR: a grey-white wall
+    img[: size // 8] = (60, 105, 150)  # the brown window frame along the top
+    truth = np.zeros((size, size), np.uint8)
+    cx = int(rng.integers(size // 3, 2 * size // 3))
+    cv2.rectangle(truth, (cx - 10, size // 2), (cx + 10, size - 1), 1, -1)  # arm
+    if shape == "fist":
+        cv2.circle(truth, (cx, size // 2), size // 7, 1, -1)
+    else:
+        cv2.rectangle(truth, (cx - 6, size // 5), (cx + 6, size // 2), 1, -1)  # a raised finger
+    img[truth == 1] = (125, 150, 205)  # skin
+    noisy = img.astype(np.int16) + rng.normal(0, 4, img.shape).astype(np.int16)
+    return np.clip(noisy, 0, 255).astype(np.uint8), truth
+
+
+def test_hand_mask_finds_the_hand_and_leaves_the_frame():
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        img, truth = _hand_on_wall(rng)
+        m = hand_mask(img)
+        iou = (m & truth).sum() / (m | truth).sum()
+        assert iou > 0.85, iou
+        assert m[: 120 // 8].mean() < 0.05  # the frame strip is background
+
+
+def test_hand_mask_refuses_a_gray_image():
+    with pytest.raises(EdgeError, match="colour"):
+        hand_mask(np.zeros((32, 32), np.uint8))
+
+
+def test_composite_keeps_the_hand_and_replaces_the_rest():
+    rng = np.random.default_rng(0)
+    x = np.full((4, 1, 16, 16), 250, np.uint8)
+    masks = np.zeros((4, 1, 16, 16), np.uint8)
+    masks[:, :, 4:12, 4:12] = 255
+    pool = np.full((3, 1, 16, 16), 100, np.uint8)
+    assert np.array_equal(composite(x, masks, pool, rng, p=0.0), x)
+    out = composite(x, masks, pool, rng, p=1.0)
+    assert np.array_equal(out[:, :, 4:12, 4:12], x[:, :, 4:12, 4:12])  # the hand is untouched
+    outside = out[:, :, :4].astype(int)
+    assert outside.min() >= 50 and outside.max() <= 130  # pool pixels, brightness scaled 0.5-1.3
+    assert x.min() == 250  # the input is not modified in place
+
+
+def test_background_pools_come_from_named_sources(tmp_path):
+    pool = background_pool(32, "gray", ("procedural",), per_source=20, root=tmp_path)
+    assert pool.shape == (20, 1, 32, 32) and pool.dtype == np.uint8
+    assert pool.reshape(20, -1).std(axis=1).mean() > 5  # not blank
+    assert len({p.tobytes() for p in pool}) == 20
+    rgb = background_pool(24, "rgb", ("procedural",), per_source=4, root=tmp_path)
+    assert rgb.shape == (4, 3, 24, 24)
+    with pytest.raises(EdgeError, match="unknown background source 'walls'"):
+        background_pool(32, "gray", ("walls",), root=tmp_path)
+    with pytest.raises(EdgeError, match="no background images from orl"):
+        background_pool(32, "gray", ("orl",), root=tmp_path)  # no faces folder under this root
+
+
+def test_asl_trains_with_backgrounds_and_scores_unseen_ones(tmp_path):
+    rng = np.random.default_rng(1)
+    for c in ("fist", "finger"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(24):
+            img, _ = _hand_on_wall(rng, shape=c)
+            cv2.imwrite(str(tmp_path / "data" / c / f"{c}{i:03d}.png"), img)
+    (tmp_path / "data" / "fist" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped by images and masks alike
+    proc = run_edge("train", "asl", "--data", str(tmp_path / "data"), "--imgsz", "32", "--epochs", "1",
+                    "--batch", "8", "--backgrounds", "1", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "backgrounds: p 1.0" in proc.stderr and "skipped 1 unreadable images" in proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["backgrounds"] == 1.0
+    unseen = metrics["test"].get("unseen_backgrounds")
+    if unseen is None:  # neither ORL nor scikit-learn's photos here: the log says why
+        assert "test on unseen backgrounds skipped" in proc.stderr
+    else:
+        assert unseen["images"] == metrics["data"]["test"] and 0 <= unseen["accuracy"] <= 1
+    for bad in ("1.5", "-0.1"):
+        r = run_edge("train", "asl", "--backgrounds", bad)
+        assert r.returncode != 0 and "probability in [0, 1]" in r.stderr
+    r = run_edge("train", "fer", "--backgrounds", "0.5")
+    assert r.returncode != 0 and "--backgrounds is for asl" in r.stderr
