@@ -1,8 +1,8 @@
 """Batched augmentation on uint8 tensors, for the variation the outside world brings.
 
 Geometry (rotation, scale, shift, flip, shear) in one affine grid_sample per batch; photometric
-(brightness, contrast, gamma, blur, noise); and for hand/face crops, random backgrounds are not
-synthesised here (no segmentation masks), which the cards say.
+(brightness, contrast, gamma, colour cast, saturation, blur, noise). Other backgrounds behind the
+ASL hands come from ``backgrounds.py`` (it needs hand masks).
 """
 
 from __future__ import annotations
@@ -26,6 +26,18 @@ class AugmentConfig:
     gamma: float = 0.3
     blur_p: float = 0.2
     noise_std: float = 0.03
+    # colour images only: per-channel gains exp(U(-c, c)) (another camera's white balance) and
+    # saturation scaled by U(1 - s, 1 + s); 0 = off (gray images ignore both)
+    color_cast: float = 0.0
+    saturation: float = 0.0
+
+
+def color_shift(x: torch.Tensor, gains: torch.Tensor, saturation: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """RGB (N, 3, H, W) in [0, 1]: per-channel gains (N, 3), then saturation (N,) around each pixel's gray."""
+    x = x * gains.view(-1, 3, 1, 1)
+    gray = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    s = torch.as_tensor(saturation, dtype=x.dtype).view(-1, 1, 1, 1)
+    return (gray + (x - gray) * s).clamp(0, 1)
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -56,6 +68,9 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = N
     x = ((x - mean) * c + mean + b).clamp(0, 1)
     g = torch.exp(u(-cfg.gamma, cfg.gamma)).view(n, 1, 1, 1)
     x = x.clamp_min(1e-6) ** g
+    if x.shape[1] == 3 and (cfg.color_cast > 0 or cfg.saturation > 0):
+        x = color_shift(x, torch.exp(torch.rand(n, 3, generator=gen) * 2 * cfg.color_cast - cfg.color_cast),
+                        u(1 - cfg.saturation, 1 + cfg.saturation))
     if cfg.blur_p > 0:
         blur = torch.rand(n, generator=gen) < cfg.blur_p
         if blur.any():

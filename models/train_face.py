@@ -317,7 +317,9 @@ def _finished_run(run: Path, cfg: FaceConfig) -> dict[str, Any] | None:
         return None
     want = json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))
     default = json.loads(json.dumps(asdict(FaceConfig())))
-    have = m.get("config", {})
+    have = dict(m.get("config", {}))
+    if "augment" in have:  # augmentation settings added later count as their (off) defaults too
+        have["augment"] = {**json.loads(json.dumps(asdict(AugmentConfig()))), **have["augment"]}
     # threads change no result; the paper protocol runs every epoch whatever the patience; settings added to
     # FaceConfig after a run count as their defaults
     same = all(have.get(k, default.get(k)) == v for k, v in want.items() if k not in ("threads", "patience"))

@@ -25,6 +25,25 @@ def test_augment_keeps_shape_range_and_changes_pixels():
     assert float((y - x).abs().mean()) > 0.01
 
 
+def test_colour_cast_moves_channels_apart_and_leaves_gray_alone():
+    from edge.models.augment import color_shift
+
+    x = torch.rand(8, 3, 16, 16) * 0.5 + 0.25
+    assert torch.allclose(color_shift(x, torch.ones(8, 3)), x, atol=1e-6)
+    gray = color_shift(x, torch.ones(8, 3), 0.0)
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    warm = color_shift(x, torch.tensor([[1.2, 1.0, 0.8]] * 8))
+    assert float((warm[:, 0] / warm[:, 2]).mean()) > float((x[:, 0] / x[:, 2]).mean()) * 1.3
+    cfg = AugmentConfig(color_cast=0.3, saturation=0.3, brightness=0, contrast=0, gamma=0, blur_p=0, noise_std=0,
+                        rotate_deg=0, scale=(1, 1), shift=0, shear=0, flip=False)
+    plain = AugmentConfig(**{**cfg.__dict__, "color_cast": 0.0, "saturation": 0.0})
+    casts = augment(x, cfg, torch.Generator().manual_seed(0))
+    assert float((casts - augment(x, plain, torch.Generator().manual_seed(0))).abs().mean()) > 0.01
+    g = torch.rand(4, 1, 16, 16)  # one channel: the colour settings do nothing
+    assert torch.equal(augment(g, cfg, torch.Generator().manual_seed(0)),
+                       augment(g, plain, torch.Generator().manual_seed(0)))
+
+
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
 def test_fer_short_run_exports_with_metadata(tmp_path):
     from edge.models.train_image import default_config, train_classifier
@@ -216,6 +235,16 @@ def test_face_grid_scores_every_optimiser_lr_and_epoch_count(tmp_path):
     one = train_face_grid(face_config(imgsz=32, epochs=4, steps_per_epoch=1), tmp_path, log=lambda *_: None,
                           cells=[("adam", 0.001)])  # --grid-cell adam:0.001
     assert {(r["optimizer"], r["lr"]) for r in one["rows"]} == {("adam", 0.001)} and len(one["rows"]) == 3
+    # a cell written before colour augmentation existed still counts: settings added later are their defaults
+    cell = tmp_path / "adam-lr0.001" / "metrics.json"
+    m = json.loads(cell.read_text())
+    for k in ("color_cast", "saturation"):
+        m["config"]["augment"].pop(k)
+    cell.write_text(json.dumps(m))
+    said.clear()
+    train_face_grid(face_config(imgsz=32, epochs=4, steps_per_epoch=1), tmp_path, log=said.append,
+                    cells=[("adam", 0.001)])
+    assert sum("reusing" in x for x in said) == 1, said
     with pytest.raises(EdgeError, match="unknown lr schedule"):
         train_face(face_config(imgsz=32, epochs=1, steps_per_epoch=1, schedule="step"), tmp_path,
                    log=lambda *_: None)
@@ -239,6 +268,11 @@ def test_user_folder_with_a_one_image_class_trains(tmp_path):
     assert "skipped 1 unreadable images" in proc.stderr
     out = json.loads(proc.stdout)
     assert out["test"]["n"] > 0 and len(out["test"]["confusion"]) == 3
+    # colour families are also scored as other cameras would see the test photos
+    from edge.models.train_image import CAMERA_SHIFTS
+
+    shifts = out["test"]["camera_shifts"]
+    assert set(shifts) == set(CAMERA_SHIFTS) and all(0 <= v <= 1 for v in shifts.values())
 
 
 def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
