@@ -62,6 +62,21 @@ def _trail_section(m: dict[str, Any], paper: str) -> list[str]:
             "forecasting task, and daily means predict it poorly.", ""]
 
 
+def _shifted_section(t: dict) -> list[str]:
+    """The test set moved toward the outside world: other backgrounds, other cameras (when measured)."""
+    rows = []
+    if "unseen_backgrounds" in t:
+        u = t["unseen_backgrounds"]
+        rows.append([f"test hands on backgrounds from sources training never saw ({', '.join(u['sources'])})",
+                     f"{u['accuracy']:.4f}"])
+    for name, acc in t.get("camera_shifts", {}).items():
+        rows.append([f"test photos, {name}", f"{acc:.4f}"])
+    if not rows:
+        return []
+    return ["### Beyond this data set (simulated from the test split)", "",
+            _table(["condition", "accuracy"], [["test split as it is", f"{t['accuracy']:.4f}"], *rows]), ""]
+
+
 def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_formats: list[str]) -> Path:
     fam = get_family(family)
     metrics_path = run / "metrics.json"
@@ -104,6 +119,7 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
             "### Per class (test)", "",
             _table(["class", "precision", "recall", "F1", "support"],
                    [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in t["per_class"].items()]), ""]
+        lines += _shifted_section(t)
         conf = run / "confusion.png"
         if conf.exists():
             shutil.copy(conf, CARDS / f"{family}_confusion.png")
