@@ -165,12 +165,14 @@ def background_pool(size: int, color: str, sources: tuple[str, ...], per_source:
     return np.stack([cv2.cvtColor(i, cv2.COLOR_BGR2RGB).transpose(2, 0, 1) for i in imgs])
 
 
-def composite(x: np.ndarray, masks: np.ndarray, pool: np.ndarray, rng: Any, p: float = 1.0) -> np.ndarray:
+def composite(x: np.ndarray, masks: np.ndarray, pool: np.ndarray, rng: Any, p: float = 1.0,
+              fg_gain: tuple[float, float] | None = None) -> np.ndarray:
     """Paste each image's foreground on a random background from the pool (with probability p).
 
     x, masks, pool are uint8 (N, C, H, W), (N, 1, H, W), (M, C, H, W); ``rng`` is a numpy Generator.
     Backgrounds are flipped at random and their brightness shifted so that the hand is not always
-    the darker part of the picture.
+    the darker part of the picture; ``fg_gain`` (training) also scales the hand's brightness
+    (other skin tones, other light on the hand).
     """
     n = len(x)
     pick = rng.random(n) < p
@@ -181,7 +183,10 @@ def composite(x: np.ndarray, masks: np.ndarray, pool: np.ndarray, rng: Any, p: f
     bg[flip] = bg[flip][..., ::-1]
     bg = np.clip(bg * rng.uniform(0.5, 1.3, (n, 1, 1, 1)), 0, 255)
     m = masks.astype(np.float32) / 255.0
-    mixed = m * x.astype(np.float32) + (1 - m) * bg
+    fg = x.astype(np.float32)
+    if fg_gain is not None:
+        fg = np.clip(fg * rng.uniform(*fg_gain, (n, 1, 1, 1)), 0, 255)
+    mixed = m * fg + (1 - m) * bg
     out = x.copy()
     out[pick] = np.clip(mixed[pick] + 0.5, 0, 255).astype(np.uint8)
     return out

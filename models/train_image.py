@@ -222,7 +222,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             idx = perm[step * cfg.batch : (step + 1) * cfg.batch]
             xn = xtr[idx.numpy()]
             if pool is not None:
-                xn = bgs.composite(xn, masks["train"][idx.numpy()], pool, np_rng, cfg.backgrounds)
+                xn = bgs.composite(xn, masks["train"][idx.numpy()], pool, np_rng, cfg.backgrounds,
+                                    fg_gain=(0.6, 1.15))
             xb = torch.from_numpy(xn).float() / 255.0
             xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev)
             yb = torch.from_numpy(ytr[idx.numpy()]).to(dev)

@@ -56,6 +56,8 @@ def test_composite_keeps_the_hand_and_replaces_the_rest():
     outside = out[:, :, :4].astype(int)
     assert outside.min() >= 50 and outside.max() <= 130  # pool pixels, brightness scaled 0.5-1.3
     assert x.min() == 250  # the input is not modified in place
+    darker = composite(x, masks, pool, np.random.default_rng(0), p=1.0, fg_gain=(0.5, 0.6))
+    assert 125 <= darker[:, :, 4:12, 4:12].min() and darker[:, :, 4:12, 4:12].max() <= 150  # a darker hand
 
 
 def test_background_pools_come_from_named_sources(tmp_path):
