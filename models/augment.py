@@ -1,7 +1,7 @@
 """Batched augmentation on uint8 tensors, for the variation the outside world brings.
 
 Geometry (rotation, scale, shift, flip, shear) in one affine grid_sample per batch; photometric
-(brightness, contrast, gamma, colour cast, saturation, blur, noise). Other backgrounds behind the
+(brightness, contrast, gamma, colour cast, saturation, hard side light, blur, noise). Other backgrounds behind the
 ASL hands come from ``backgrounds.py`` (it needs hand masks).
 """
 
@@ -30,6 +30,9 @@ class AugmentConfig:
     # saturation scaled by U(1 - s, 1 + s); 0 = off (gray images ignore both)
     color_cast: float = 0.0
     saturation: float = 0.0
+    # hard side light: with this probability, a soft-edged shadow falls across the picture from a random
+    # side (one part down to 15-70 % brightness, the other up to 100-130 %); 0 = off
+    shade_p: float = 0.0
 
 
 def color_shift(x: torch.Tensor, gains: torch.Tensor, saturation: torch.Tensor | float = 1.0) -> torch.Tensor:
@@ -38,6 +41,17 @@ def color_shift(x: torch.Tensor, gains: torch.Tensor, saturation: torch.Tensor |
     gray = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     s = torch.as_tensor(saturation, dtype=x.dtype).view(-1, 1, 1, 1)
     return (gray + (x - gray) * s).clamp(0, 1)
+
+
+def side_light(size: tuple[int, int] | torch.Size, angle: torch.Tensor, offset: torch.Tensor, softness: torch.Tensor,
+               dark: torch.Tensor, bright: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) brightness factors: ``dark`` on one side of a line at ``angle`` (radians) and ``offset`` from the
+    centre (image half-widths), ``bright`` on the other, with a sigmoid edge ``softness`` half-widths wide."""
+    h, w = size
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    c, s = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    edge = torch.sigmoid((xx * c + yy * s - offset.view(-1, 1, 1)) / softness.view(-1, 1, 1))
+    return dark.view(-1, 1, 1) + (bright - dark).view(-1, 1, 1) * edge
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -71,6 +85,10 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = N
     if x.shape[1] == 3 and (cfg.color_cast > 0 or cfg.saturation > 0):
         x = color_shift(x, torch.exp(torch.rand(n, 3, generator=gen) * 2 * cfg.color_cast - cfg.color_cast),
                         u(1 - cfg.saturation, 1 + cfg.saturation))
+    if cfg.shade_p > 0:
+        x = torch.where((torch.rand(n, generator=gen) < cfg.shade_p).view(n, 1, 1, 1),
+                        x * side_light(x.shape[-2:], u(0, 2 * math.pi), u(-0.3, 0.3), u(0.05, 0.4),
+                                       u(0.15, 0.7), u(1.0, 1.3))[:, None], x).clamp(0, 1)
     if cfg.blur_p > 0:
         blur = torch.rand(n, generator=gen) < cfg.blur_p
         if blur.any():

@@ -24,7 +24,11 @@ def test_apps_pieces_report_consistent_figures() -> None:
     assert serve[0]["errors"] == 0 and serve[0]["requests"] > 0 and serve[0]["p99_ms"] >= serve[0]["p50_ms"]
     att = bench_attend(threads_list=(1,), with_dlib=False)
     assert [f["frames"] for f in att["fps"]] == [70, 70] and all(f["fps"] > 0 for f in att["fps"])
-    assert list(att["identification"]) == ["edge (blazeface-auto)", "edge (haar)"]
+    assert list(att["identification"]) == ["edge (blazeface-auto)", "edge (blazeface-auto), hard side light",
+                                           "edge (haar)"]
+    ids = att["identification"]
+    plain, lit = ids["edge (blazeface-auto)"], ids["edge (blazeface-auto), hard side light"]
+    assert (plain["eer"], plain["dir_at_far"]) != (lit["eer"], lit["dir_at_far"])  # the light reached the queries
     for ident in att["identification"].values():  # 5 rounds, each person a stranger once: 10 x 7 queries a round
         assert ident["rounds"] == 5 and ident["queries_known"] + ident["queries_strangers"] + ident["no_face"] >= 350
         assert ident["queries_known"] == 5 * 56 and len(ident["per_round"]) == 5

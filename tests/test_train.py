@@ -25,6 +25,23 @@ def test_augment_keeps_shape_range_and_changes_pixels():
     assert float((y - x).abs().mean()) > 0.01
 
 
+def test_side_light_darkens_one_side_and_brightens_the_other():
+    from edge.models.augment import side_light
+
+    t = lambda *v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    f = side_light((8, 16), t(0.0), t(0.0), t(0.05), t(0.2), t(1.2))[0]  # edge down the middle, dark on the left
+    assert f.shape == (8, 16) and torch.allclose(f[:, 0], torch.full((8,), 0.2), atol=1e-3)
+    assert torch.allclose(f[:, -1], torch.full((8,), 1.2), atol=1e-3)
+    x = torch.full((4, 1, 16, 16), 0.5)
+    plain = AugmentConfig(rotate_deg=0, scale=(1, 1), shift=0, shear=0, flip=False, brightness=0, contrast=0,
+                          gamma=0, blur_p=0, noise_std=0)
+    assert torch.allclose(augment(x, plain, torch.Generator().manual_seed(0)), x)
+    shaded = augment(x, AugmentConfig(**{**plain.__dict__, "shade_p": 1.0}), torch.Generator().manual_seed(0))
+    spread = shaded.amax((1, 2, 3)) - shaded.amin((1, 2, 3))
+    assert float(spread.min()) > 0.1  # every flat gray picture now has a lit side and a shadow
+    assert float(shaded.min()) >= 0 and float(shaded.max()) <= 1
+
+
 def test_colour_cast_moves_channels_apart_and_leaves_gray_alone():
     from edge.models.augment import color_shift
 
@@ -238,7 +255,7 @@ def test_face_grid_scores_every_optimiser_lr_and_epoch_count(tmp_path):
     # a cell written before colour augmentation existed still counts: settings added later are their defaults
     cell = tmp_path / "adam-lr0.001" / "metrics.json"
     m = json.loads(cell.read_text())
-    for k in ("color_cast", "saturation"):
+    for k in ("color_cast", "saturation", "shade_p"):
         m["config"]["augment"].pop(k)
     cell.write_text(json.dumps(m))
     said.clear()
