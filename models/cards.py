@@ -155,18 +155,31 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
               f"- Epochs run: {len(m.get('history', []))} (early stopping on the validation split)", ""]
     card = CARDS / f"{family}.md"
     card.write_text("\n".join(lines))
-    dest = ZOO / family
+    fill_zoo(exported, zoo_formats, ZOO / family)
+    return card
+
+
+def fill_zoo(exported: list[dict[str, Any]], zoo_formats: list[str], dest: Path) -> list[Path]:
+    """Copy the artifacts in ``zoo_formats`` that passed their gate and fit the budget (with manifests) to
+    ``dest``, replacing what was there: an artifact left from an earlier model would be loaded before the new one.
+    With none that qualifies the zoo is left as it is."""
+    chosen = []
     for r in exported:
         if r["format"] in zoo_formats and r["parity"].get("within_tolerance"):
             art: Path = r["artifact"]
             size = sum(p.stat().st_size for p in art.rglob("*")) if art.is_dir() else art.stat().st_size
-            if size > MAX_ZOO_BYTES:
-                continue
-            dest.mkdir(parents=True, exist_ok=True)
-            target = dest / art.name
-            if art.is_dir():
-                shutil.copytree(art, target, dirs_exist_ok=True)
-            else:
-                shutil.copy(art, target)
-            shutil.copy(art.with_name(art.name + ".json"), dest / (art.name + ".json"))
-    return card
+            if size <= MAX_ZOO_BYTES:
+                chosen.append(art)
+    if not chosen:
+        return []
+    if dest.exists():
+        for old in dest.iterdir():
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    for art in chosen:
+        if art.is_dir():
+            shutil.copytree(art, dest / art.name)
+        else:
+            shutil.copy(art, dest / art.name)
+        shutil.copy(art.with_name(art.name + ".json"), dest / (art.name + ".json"))
+    return [dest / a.name for a in chosen]

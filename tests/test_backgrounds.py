@@ -98,12 +98,3 @@ def test_asl_trains_with_backgrounds_and_scores_unseen_ones(tmp_path):
     r = run_edge("train", "fer", "--backgrounds", "0.5")
     assert r.returncode != 0 and "--backgrounds is for asl" in r.stderr
 
-
-def test_card_reports_the_shifted_test_sets_next_to_the_plain_one():
-    from edge.models.cards import _shifted_section
-
-    assert _shifted_section({"accuracy": 0.9}) == []
-    text = "\n".join(_shifted_section({"accuracy": 0.96, "unseen_backgrounds": {
-        "accuracy": 0.36, "sources": ["orl", "scenes"], "images": 306}, "camera_shifts": {"one stop darker": 0.93}}))
-    assert "| test split as it is | 0.9600 |" in text
-    assert "never saw (orl, scenes) | 0.3600 |" in text and "| test photos, one stop darker | 0.9300 |" in text
