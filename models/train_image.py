@@ -70,8 +70,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tomato-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3, "eval_shifts": True,
                          "builder": "edge.models.classifiers:mobilenet_v2_classifier",
                          "builder_kwargs": {"num_classes": 3, "pretrained": True}},
-    "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3, "eval_backgrounds": True},
-    "asl-mobilenet": {"imgsz": 96, "epochs": 12, "batch": 32, "lr": 1e-3, "eval_backgrounds": True,
+    # asl: the frames share one wall, so half the time the hands go in front of other backgrounds (unseen-background
+    # test 0.42 -> 0.86 for the STN + MobileNetV2); that harder task wants 20 epochs instead of 12
+    "asl": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3, "eval_backgrounds": True, "backgrounds": 0.5},
+    "asl-mobilenet": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3, "eval_backgrounds": True,
+                      "backgrounds": 0.5,
                       "builder": "edge.models.stn:stn_mobilenet_v2",
                       "builder_kwargs": {"num_classes": 26, "pretrained": True},
                       "augment": AugmentConfig(rotate_deg=20.0, scale=(0.7, 1.2), shift=0.15, blur_p=0.3,
