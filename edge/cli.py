@@ -158,6 +158,24 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    """Fit each classifier's softmax temperature on its validation split; store it in the manifest."""
+    from edge.calibrate import calibrate
+    from edge.zoo import resolve_model
+
+    reports = [calibrate(resolve_model(m), threads=a.threads, write=not a.dry_run) for m in a.models]
+    if a.json:
+        _print_json(reports)
+        return 0
+    print(f"{'artifact':44s} {'T':>7s} {'test ECE before':>16s} {'after':>7s} {'test NLL before':>16s} {'after':>7s}")
+    for r in reports:
+        print(f"{Path(r['artifact']).name:44s} {r['temperature']:7.3f} {r['test_ece']['before']:16.4f} "
+              f"{r['test_ece']['after']:7.4f} {r['test_nll']['before']:16.4f} {r['test_nll']['after']:7.4f}")
+    if a.dry_run:
+        print("(dry run: manifests unchanged)")
+    return 0
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     from edge.manifest import read_manifest
 
@@ -397,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=16, help="number of inputs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("calibrate", help="fit a classifier's softmax temperature on its validation split (through "
+                                         "the runtime) and store it in the manifest; reports test ECE before/after")
+    p.add_argument("models", nargs="+", help="zoo names (fer, asl, tomato) or artifact paths")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dry-run", action="store_true", help="report only; leave the manifests as they are")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_calibrate)
 
     p = sub.add_parser("info", help="print an artifact's manifest (and check its sha256)")
     p.add_argument("artifact")

@@ -51,7 +51,10 @@ class Classifier:
         return self.model.classes
 
     def predict_crops(self, crops: list[np.ndarray]) -> np.ndarray:
-        return softmax(self.model.predict(to_tensor(crops, self.model.manifest.input)))
+        """Class probabilities, with the manifest's calibrated temperature when it has one."""
+        out = self.model.predict(to_tensor(crops, self.model.manifest.input))
+        t = self.model.manifest.temperature
+        return softmax(np.asarray(out, np.float64) / t if t else out)
 
     def classify(self, frame: np.ndarray) -> list[tuple[Box, np.ndarray]]:
         found = self.prestep(frame)

@@ -59,6 +59,8 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     # what a live app does to a camera frame before ``input``: {"kind": "face" | "roi" | "center_crop" | "whole", ...}
     prestep: dict[str, Any] = field(default_factory=dict)
+    # classifiers: softmax temperature fitted on the validation split by ``edge calibrate`` (None = 1)
+    temperature: float | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
