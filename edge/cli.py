@@ -370,6 +370,18 @@ def cmd_publish(a: argparse.Namespace) -> int:
     command = a.command or f"edge train {fam.name} && edge export {fam.name} && edge publish {fam.name}"
     card = write_card(fam.name, run, Path(a.artifacts), command, [f.name for f in parse_formats(a.zoo_formats)])
     print(f"wrote {card}")
+    if fam.task == "classify" and fam.kind == "image":  # the zoo's confidences: fit the temperature on val
+        from edge.calibrate import calibrate
+        from edge.zoo import zoo_dir
+
+        for man in sorted((zoo_dir() / fam.name).glob("*.json")):
+            try:
+                r = calibrate(man)
+            except EdgeError as exc:
+                print(f"not calibrated: {exc}", file=sys.stderr)
+            else:
+                print(f"calibrated {man.name}: T {r['temperature']}, test ECE {r['test_ece']['before']} -> "
+                      f"{r['test_ece']['after']}")
     return 0
 
 
