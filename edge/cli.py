@@ -342,7 +342,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise EdgeError(f"training needs the train extra ({exc.name} missing): pip install 'edge[train]'") from None
     recipe = f"{fam.name}-mobilenet" if a.arch == "mobilenet" else fam.name
     cfg = default_config(recipe, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr, seed=a.seed,
-                         max_per_class=a.max_per_class, threads=a.threads, device=a.device)
+                         max_per_class=a.max_per_class, threads=a.threads, device=a.device, patience=a.patience)
     if fam.name == "asl" and a.no_stn:
         cfg.builder_kwargs = {**cfg.builder_kwargs, "stn": False}
     if a.backgrounds is not None:
@@ -458,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-per-class", type=int, help="cap training images per class (quick runs)")
+    p.add_argument("--patience", type=int, help="fer, tomato, asl: epochs without a better val accuracy before "
+                                                "stopping (default: the recipe's, 4-6; >= --epochs never stops)")
     p.add_argument("--protocol", choices=["identities", "paper"], default="identities",
                    help="face: 'identities' = verify 10 people never seen in training (default); 'paper' = 30 "
                         "people, images 8:2, fixed epochs (the paper's seen-people protocol)")
