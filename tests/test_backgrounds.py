@@ -82,7 +82,8 @@ def test_asl_trains_with_backgrounds_and_scores_unseen_ones(tmp_path):
             cv2.imwrite(str(tmp_path / "data" / c / f"{c}{i:03d}.png"), img)
     (tmp_path / "data" / "fist" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped by images and masks alike
     proc = run_edge("train", "asl", "--data", str(tmp_path / "data"), "--imgsz", "32", "--epochs", "1",
-                    "--batch", "8", "--backgrounds", "1", "--patience", "7", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+                    "--batch", "8", "--backgrounds", "1", "--patience", "7", "--out", str(tmp_path / "run"), "--json",
+                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "backgrounds: p 1.0" in proc.stderr and "skipped 1 unreadable images" in proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
