@@ -11,6 +11,7 @@ package we can install here (the packages that wrap it download it at run time):
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,7 @@ class BlazeFaceDetector:
         try:
             self.interp = tflite_interpreter_class()(model_path=str(path), num_threads=self.threads)
             self.interp.allocate_tensors()
+            self._lock = threading.Lock()  # one interpreter: concurrent callers take turns
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError with a long text
             raise EdgeError(f"cannot load {path.name} as a BlazeFace model: {str(exc).splitlines()[0]}") from None
         self.inp = self.interp.get_input_details()[0]
@@ -173,10 +175,11 @@ class BlazeFaceDetector:
         px, py = (side - w) // 2, (side - h) // 2
         square = cv2.copyMakeBorder(rgb, py, side - h - py, px, side - w - px, cv2.BORDER_CONSTANT, value=0)
         x = cv2.resize(square, (self.size, self.size), interpolation=cv2.INTER_AREA).astype(np.float32)
-        self.interp.set_tensor(self.inp["index"], (x / 127.5 - 1.0)[None])
-        self.interp.invoke()
-        raw = self.interp.get_tensor(self.box_out)[0]
-        logits = np.clip(self.interp.get_tensor(self.score_out)[0, :, 0], -80, 80)  # exp stays in float32
+        with self._lock:
+            self.interp.set_tensor(self.inp["index"], (x / 127.5 - 1.0)[None])
+            self.interp.invoke()
+            raw = self.interp.get_tensor(self.box_out)[0].copy()
+            logits = np.clip(self.interp.get_tensor(self.score_out)[0, :, 0], -80, 80)  # exp stays in float32
         keep = 1.0 / (1.0 + np.exp(-logits)) > self.score
         if not keep.any():
             return []

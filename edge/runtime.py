@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -133,18 +134,22 @@ class TFLiteModel(Model):
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
         self.fixed_batch = int(self.inp["shape"][0])
+        # one interpreter holds one input and one output tensor: concurrent callers (edge serve's request threads)
+        # take turns, or they overwrite each other's input and LiteRT refuses the invoke
+        self._lock = threading.Lock()
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         scale, zero = self.inp.get("quantization", (0.0, 0))
         if self.inp["dtype"] != np.float32 and scale:
             x = np.clip(np.round(x / scale + zero), *_int_range(self.inp["dtype"])).astype(self.inp["dtype"])
-        self.interp.set_tensor(self.inp["index"], x)
-        self.interp.invoke()
-        y = self.interp.get_tensor(self.out["index"])
+        with self._lock:
+            self.interp.set_tensor(self.inp["index"], x)
+            self.interp.invoke()
+            y = self.interp.get_tensor(self.out["index"]).copy()
         oscale, ozero = self.out.get("quantization", (0.0, 0))
         if self.out["dtype"] != np.float32 and oscale:
             y = (y.astype(np.float32) - ozero) * oscale
-        return y.copy()
+        return y
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] == self.fixed_batch:

@@ -106,3 +106,18 @@ def test_manifest_file_points_to_artifact(fer_artifacts):
     data = json.loads((fer_artifacts / "fer" / "fer.ncnn.json").read_text())
     assert data["file"] == "fer.ncnn" and data["io_names"] == {"input": "in0", "output": "out0"}
     assert data["size_bytes"] > 100_000
+
+
+@pytest.mark.parametrize("name", ["fer.tflite", "fer.int8.tflite", "fer.int8.onnx"])
+def test_one_model_serves_many_threads_at_once(fer_artifacts, name):
+    """edge serve calls one loaded model from its request threads: every answer must be the serial one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = runtime.load(fer_artifacts / "fer" / name)
+    rng = np.random.default_rng(0)
+    xs = [rng.random((1, 1, 32, 32), dtype=np.float32) * 2 - 1 for _ in range(64)]
+    serial = [model.predict(x) for x in xs]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(model.predict, xs * 4))
+    for i, y in enumerate(parallel):
+        assert np.array_equal(y, serial[i % len(xs)]), i
