@@ -207,17 +207,21 @@ def hard_light(frame: np.ndarray, k: int) -> np.ndarray:
 
 
 def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round: int = 2,
-                   shots: int = 3, light: Any = None) -> dict[str, Any]:
+                   shots: int = 3, light: Any = None, relight: bool = True) -> dict[str, Any]:
     """Open-set identification, every held-out person a stranger once.
 
     Each round enrols ``shots`` images of all but ``strangers_per_round`` people and queries the rest of everyone's
     images (the strangers' are impostors); rounds rotate the strangers through all people and the figures are
     pooled over the rounds. Each image is detected and embedded once. ``light(frame, k)``, when given, changes
-    the query frames only (e.g. ``hard_light``).
+    the query frames only (e.g. ``hard_light``). ``relight`` enrols side-lit copies of each shot as
+    ``edge attend enroll`` does by default.
     """
+    from edge.attend.station import side_lit
+
     names = list(people)
     timing = {"detect": 0.0, "embed": 0.0}
     vec: dict[tuple[str, int], np.ndarray | None] = {}
+    extra: dict[tuple[str, int], list[np.ndarray]] = {}
     for n in names:
         for k, p in enumerate(people[n]):
             f = place(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
@@ -229,6 +233,8 @@ def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round
             vec[n, k] = pipe.embed(f, b[:1])[0] if b else None
             timing["detect"] += t1 - t0
             timing["embed"] += time.perf_counter() - t1 if b else 0.0
+            if relight and k < shots and b:
+                extra[n, k] = [pipe.embed(side_lit(f, b[0], left), b[:1])[0] for left in (True, False)]
     found = sum(v is not None for v in vec.values())
     rounds = [names[i : i + strangers_per_round] for i in range(0, len(names), strangers_per_round)]
     correct = wrong = missed = no_face = fa = n_known = n_strangers = 0
@@ -239,6 +245,7 @@ def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round
     for strangers in rounds:
         enrolled = [n for n in names if n not in strangers]
         gal = [(n, vec[n, k]) for n in enrolled for k in range(shots) if vec[n, k] is not None]
+        gal += [(n, v) for n in enrolled for k in range(shots) for v in extra.get((n, k), [])]
         gal_n = np.array([n for n, _ in gal])
         gal_v = np.stack([v for _, v in gal])
         r_correct = 0
@@ -274,6 +281,7 @@ def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round
     ms = {k: round(1000 * v / max(found, 1), 2) for k, v in timing.items()}
     ms["match"] = round(1000 * t_match / max(n_known + n_strangers - no_face, 1), 3)
     return {"people": len(names), "rounds": len(rounds), "strangers_per_round": strangers_per_round, "shots": shots,
+            "relit_shots": relight,
             "queries_known": n_known, "queries_strangers": n_strangers,
             "identification_accuracy": round(float(correct) / max(n_known, 1), 4), "per_round": per_round,
             "misidentified": int(wrong), "not_recognised": int(missed), "no_face": no_face,

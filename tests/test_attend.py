@@ -69,9 +69,25 @@ def test_enrolment_gates_say_why(tmp_path: Path, pipe: FacePipeline, people: dic
     # re-enrolling adds shots to the same person (names are unique, case-insensitive, ids stable)
     r2 = enroll(store, pipe, name.upper(), [("good3", frame(imgs[3]))])
     assert r2["id"] == r["id"] and store.people()[0]["shots"] == 3
+    # each shot also enrolled two side-lit copies: vectors, not shots
+    assert r["relit"] == 4 and r2["relit"] == 2 and store.people()[0]["vectors"] == 9
+    r3 = enroll(store, pipe, "plain", [("good1", frame(imgs[1]))], relight=False)  # --no-relight
+    assert r3["relit"] == 0 and [p["vectors"] for p in store.people() if p["name"] == "plain"] == [1]
     with pytest.raises(EdgeError, match="no usable shot"):
         enroll(store, pipe, "nobody", [("blank", blank)])
-    assert len(store.people()) == 1
+    assert len(store.people()) == 2
+
+
+def test_side_lit_shades_one_side_of_the_face_box() -> None:
+    from edge.attend.station import side_lit
+
+    frame = np.full((100, 200, 3), 200, np.uint8)
+    box = (50, 20, 100, 60)  # x 50..150: the ramp runs over its middle half, x 75..125
+    left = side_lit(frame, box, from_left=True)
+    right = side_lit(frame, box, from_left=False)
+    assert left[:, :75].max() < 80 and left[:, 125:].min() > 200  # shadow on the left, light on the right
+    assert np.abs(left[:, ::-1].astype(int) - right).max() <= 6  # the mirror image (to a pixel of the ramp)
+    assert left.dtype == np.uint8 and left.shape == frame.shape
 
 
 def test_recognises_held_out_people_once_per_window(tmp_path: Path, pipe: FacePipeline, people: dict) -> None:

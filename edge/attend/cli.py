@@ -62,7 +62,7 @@ def cmd_enroll(a: argparse.Namespace) -> int:
                 time.sleep(a.interval)
         frames = shots()
     report = enroll(_store(a), _pipe(a), a.name, frames, Gates(min_face=a.min_face),
-                    shots=a.shots if a.camera is not None else None)
+                    shots=a.shots if a.camera is not None else None, relight=not a.no_relight)
     if a.json:
         print(json.dumps(report, indent=2))
     else:
@@ -168,6 +168,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--camera", help="camera index or device")
     p.add_argument("--shots", type=int, default=5, help="camera shots to keep")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between camera shots")
+    p.add_argument("--no-relight", action="store_true",
+                   help="enrol the shots only, not also copies lit from the left and right (those keep people "
+                        "recognisable under hard side light)")
     p.add_argument("--json", action="store_true")
     _common(p)
     p.set_defaults(fn=cmd_enroll)

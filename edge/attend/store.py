@@ -21,6 +21,8 @@ import numpy as np
 
 from edge.errors import EdgeError
 
+RELIT_TAG = " (lit from the "  # in the source of a side-lit copy of an enrolment shot: "shot.jpg (lit from the left)"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE COLLATE NOCASE, created REAL NOT NULL
@@ -115,8 +117,11 @@ class Store:
                 np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows]))
 
     def people(self) -> list[dict[str, Any]]:
-        rows = self.query("SELECT p.id, p.name, COUNT(e.id) AS shots, GROUP_CONCAT(DISTINCT e.embedder) AS embedders "
-                          "FROM people p LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.name")
+        """Each person with the shots enrolled (side-lit copies of a shot are vectors, not shots)."""
+        rows = self.query("SELECT p.id, p.name, COUNT(e.id) - COUNT(CASE WHEN e.source LIKE ? THEN 1 END) AS shots, "
+                          "COUNT(e.id) AS vectors, GROUP_CONCAT(DISTINCT e.embedder) AS embedders "
+                          "FROM people p LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.name",
+                          (f"%{RELIT_TAG}%",))
         return [dict(r) for r in rows]
 
     # -------------------------------------------------------------- events
