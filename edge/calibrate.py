@@ -1,7 +1,7 @@
 """Confidence calibration for exported classifiers: one softmax temperature, fitted on the validation split.
 
 A network trained with cross-entropy is usually over- or under-confident, so a confidence threshold in a live
-app (``--min-confidence``, the word mode's hold) means something different for every model. ``edge calibrate``
+app (the word mode's ``--min-conf``) means something different for every model. ``edge calibrate``
 runs the artifact through ``edge.runtime`` on its family's validation split, fits the temperature T that
 minimises the negative log-likelihood of softmax(logits / T), writes T into the manifest (the artifact itself
 is untouched) and reports the expected calibration error on the test split before and after.
