@@ -30,7 +30,7 @@ def after_export(artifacts: Path, family: str) -> list[dict[str, Any]]:
         if man.format == "torch":
             continue
         row = {"format": man.format, "artifact": artifact, "size_mb": round(man.size_bytes / 1e6, 2),
-               "parity": man.parity, "trained": man.trained}
+               "parity": man.parity, "trained": man.trained, "source": man.source, "prestep": man.prestep}
         try:
             row["accuracy"] = evaluate(runtime.load(artifact))
         except EdgeError as exc:
@@ -86,6 +86,10 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
     exported = after_export(artifacts, family)
     if exported and not all(r["trained"] for r in exported):
         raise EdgeError(f"artifacts in {artifacts / family} are not from a trained checkpoint: re-export first")
+    stale = stale_exports(exported, m, fam.prestep)
+    if stale:
+        raise EdgeError(f"artifacts in {artifacts / family} do not match {run}: {'; '.join(stale)}. Re-export first: "
+                        f"edge export {run / 'best.pt'}")
     CARDS.mkdir(parents=True, exist_ok=True)
     cfg0 = m.get("config") or {}
     arch = f"`{cfg0.get('builder') or fam.builder}` {json.dumps(cfg0.get('builder_kwargs') or fam.builder_kwargs)}"
@@ -157,6 +161,20 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
     card.write_text("\n".join(lines))
     fill_zoo(exported, zoo_formats, ZOO / family)
     return card
+
+
+def stale_exports(exported: list[dict[str, Any]], metrics: dict[str, Any], prestep: dict[str, Any]) -> list[str]:
+    """Why exported artifacts are not this run's: another checkpoint's test accuracy in their manifest, or a
+    manifest written before the family's camera prestep was (publishing would put either in the zoo)."""
+    want = (metrics.get("test") or {}).get("accuracy")
+    out = []
+    for r in exported:
+        have = (r.get("source") or {}).get("metrics", {}).get("test_accuracy")
+        if want is not None and have is not None and abs(have - want) > 1e-9:
+            out.append(f"{r['artifact'].name} comes from a checkpoint with test accuracy {have}, the run has {want}")
+        if r.get("prestep") != prestep:
+            out.append(f"{r['artifact'].name} has prestep {r.get('prestep')}, the family {prestep}")
+    return out
 
 
 def fill_zoo(exported: list[dict[str, Any]], zoo_formats: list[str], dest: Path) -> list[Path]:

@@ -31,3 +31,17 @@ def test_publishing_a_new_model_clears_the_old_ones_artifacts_from_the_zoo(tmp_p
     assert (zoo / "asl.int8.onnx").read_text() == "old"
     assert fill_zoo(rows, ["onnx-int8", "tflite-int8"], zoo) == [zoo / "asl.int8.tflite"]
     assert sorted(p.name for p in zoo.iterdir()) == ["asl.int8.tflite", "asl.int8.tflite.json"]
+
+
+def test_publish_refuses_artifacts_of_another_checkpoint_or_an_older_manifest():
+    from pathlib import Path
+
+    from edge.models.cards import stale_exports
+
+    pre = {"kind": "center_crop", "fraction": 0.8}
+    row = {"artifact": Path("tomato.int8.onnx"), "source": {"metrics": {"test_accuracy": 0.9437}}, "prestep": pre}
+    assert stale_exports([row], {"test": {"accuracy": 0.9437}}, pre) == []
+    why = stale_exports([row], {"test": {"accuracy": 0.9249}}, pre)
+    assert len(why) == 1 and "test accuracy 0.9437, the run has 0.9249" in why[0]
+    why = stale_exports([{**row, "prestep": {}}], {"test": {"accuracy": 0.9437}}, pre)
+    assert len(why) == 1 and "has prestep {}" in why[0]
