@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-stn", action="store_true", help="asl: train without the Spatial Transformer")
     p.add_argument("--backgrounds", type=float, metavar="P",
                    help="asl: paste the hands on other backgrounds (procedural, tomato, FER faces) with probability "
-                        "P (default 0.5; 0 = the plain frames)")
+                        "P (default: 0.5 with --arch mobilenet, 0 = the plain frames for the from-scratch B4)")
     p.add_argument("--teacher", choices=["dlib"],
                    help="face --arch mobilenet: also distil dlib's ResNet vectors on FER2013's faces (thousands of "
                         "people; needs edge[attend])")

@@ -69,12 +69,13 @@ class STNClassifier(nn.Module):
         return self.backbone(self.stn(x))
 
 
-def stn_efficientnet_b4(num_classes: int = 26, in_channels: int = 1, stn: bool = True) -> STNClassifier:
+def stn_efficientnet_b4(num_classes: int = 26, in_channels: int = 1, stn: bool = True,
+                        stochastic_depth: float = 0.2) -> STNClassifier:
     """The paper's ASL classifier: STN + EfficientNet-B4 with a grayscale stem (random init: no EfficientNet-B4
-    ImageNet weights exist here)."""
+    ImageNet weights exist here). ``stochastic_depth`` is torchvision's block drop rate (0.2 by default)."""
 
     def backbone() -> nn.Module:
-        net = efficientnet_b4(weights=None, num_classes=num_classes)
+        net = efficientnet_b4(weights=None, num_classes=num_classes, stochastic_depth_prob=stochastic_depth)
         if in_channels != 3:
             stem = net.features[0][0]
             net.features[0][0] = nn.Conv2d(

@@ -10,7 +10,7 @@ from edge import runtime
 from edge.export.pipeline import export_family
 from edge.families import get_family
 from edge.formats import parse_formats
-from edge.models.stn import SpatialTransformer, affine_grid
+from edge.models.stn import SpatialTransformer, affine_grid, stn_efficientnet_b4
 
 
 def test_affine_grid_matches_torch():
@@ -24,6 +24,16 @@ def test_stn_starts_as_identity():
     stn = SpatialTransformer(1).eval()
     x = torch.rand(2, 1, 40, 40)
     torch.testing.assert_close(stn(x), x, atol=1e-5, rtol=1e-5)
+
+
+def test_b4_block_drop_is_a_builder_argument():
+    """The CPU recipe trains B4 without stochastic depth; torchvision's 0.2 stays the builder's default."""
+
+    def rates(net: torch.nn.Module) -> set[float]:
+        return {m.p for m in net.modules() if type(m).__name__ == "StochasticDepth"}
+
+    assert max(rates(stn_efficientnet_b4())) > 0.15
+    assert rates(stn_efficientnet_b4(stochastic_depth=0.0)) == {0.0}
 
 
 @pytest.fixture(scope="module")

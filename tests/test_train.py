@@ -134,6 +134,32 @@ def test_resume_continues_from_last_epoch(tmp_path):
     assert any("resumed at epoch 1" in x for x in logs) and len(m["history"]) == 2
 
 
+@pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
+def test_exponential_schedule_decays_per_epoch_and_resumes_where_it_was(tmp_path):
+    """The paper's Adam + ExponentialLR (the B4 recipe): lr x gamma per epoch, also across a resume."""
+    import torch
+
+    from edge.errors import EdgeError
+    from edge.models.train_image import default_config, train_classifier
+
+    def final_lr(run: Path) -> float:
+        return torch.load(run / "last.pt", map_location="cpu", weights_only=False)["opt"]["param_groups"][0]["lr"]
+
+    cfg = default_config("fer", imgsz=24, epochs=2, batch=32, max_per_class=10, lr=1e-3)
+    cfg.builder_kwargs = {"pretrained": False}
+    cfg.schedule, cfg.lr_gamma = "exponential", 0.5
+    train_classifier(cfg, tmp_path / "whole", log=lambda *_: None)
+    assert final_lr(tmp_path / "whole") == pytest.approx(1e-3 * 0.5**2, rel=1e-3)
+    cfg.epochs = 1
+    train_classifier(cfg, tmp_path / "split", log=lambda *_: None)
+    cfg.epochs = 2
+    train_classifier(cfg, tmp_path / "split", resume=True, log=lambda *_: None)
+    assert final_lr(tmp_path / "split") == pytest.approx(final_lr(tmp_path / "whole"), rel=1e-3)
+    cfg.schedule = "cosine"
+    with pytest.raises(EdgeError, match="unknown lr schedule"):
+        train_classifier(cfg, tmp_path / "bad", log=lambda *_: None)
+
+
 @pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
 def test_face_short_run_reports_verification_on_unseen_people(tmp_path):
     from edge.models.train_face import FaceConfig, train_face
