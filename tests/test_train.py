@@ -137,12 +137,9 @@ def test_resume_continues_from_last_epoch(tmp_path):
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
 def test_exponential_schedule_decays_per_epoch_and_resumes_where_it_was(tmp_path):
     """The paper's Adam + ExponentialLR (the B4 recipe): lr x gamma per epoch, also across a resume."""
-    import torch
-
-    from edge.errors import EdgeError
     from edge.models.train_image import default_config, train_classifier
 
-    def final_lr(run: Path) -> float:
+    def final_lr(run):
         return torch.load(run / "last.pt", map_location="cpu", weights_only=False)["opt"]["param_groups"][0]["lr"]
 
     cfg = default_config("fer", imgsz=24, epochs=2, batch=32, max_per_class=10, lr=1e-3)
