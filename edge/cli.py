@@ -451,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<family>)")
     p.add_argument("--label", default="rule", choices=["rule", "outcome"], help="trail: label definition to deploy")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--imgsz", type=int, help="square input size (CPU defaults: fer 64, tomato 96, asl 96)")
+    p.add_argument("--imgsz", type=int,
+                   help="square input size (CPU defaults: fer 96, tomato 96, asl 64 (B4) or 96 (--arch mobilenet))")
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
