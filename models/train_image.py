@@ -29,6 +29,8 @@ from edge.models.train_common import (
     seed_everything,
 )
 
+SCHEDULES = ("onecycle", "exponential")
+
 
 @dataclass
 class TrainConfig:
@@ -39,7 +41,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
-    # "onecycle" (warm-up, then cosine down) or "exponential": the paper's ExponentialLR, lr x lr_gamma per epoch
+    # SCHEDULES: "onecycle" (warm-up, then cosine down) or "exponential" (the paper's ExponentialLR, x lr_gamma
+    # per epoch)
     schedule: str = "onecycle"
     lr_gamma: float = 0.95
     patience: int = 4
@@ -57,8 +60,6 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
 
-
-ASL_AUGMENT = AugmentConfig(rotate_deg=20.0, scale=(0.7, 1.2), shift=0.15, blur_p=0.3, brightness=0.4, contrast=0.4)
 
 # CPU defaults: what the committed cards report (about 30 min or less on 2 cores each).
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -89,7 +90,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                       "backgrounds": 0.5,
                       "builder": "edge.models.stn:stn_mobilenet_v2",
                       "builder_kwargs": {"num_classes": 26, "pretrained": True},
-                      "augment": ASL_AUGMENT},
+                      "augment": AugmentConfig(rotate_deg=20.0, scale=(0.7, 1.2), shift=0.15, blur_p=0.3,
+                                               brightness=0.4, contrast=0.4)},
 }
 
 
@@ -155,6 +157,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                      log: Any = None) -> dict[str, Any]:
     """Train, early-stop on val accuracy, score the best weights on test, save checkpoint + metrics."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if cfg.schedule not in SCHEDULES:  # before minutes of decoding and masking, not after
+        raise EdgeError(f"unknown lr schedule '{cfg.schedule}' ({', '.join(SCHEDULES)})")
     timer = Timer()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -218,11 +222,9 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     steps_per_epoch = max(1, len(xtr) // cfg.batch)
     if cfg.schedule == "exponential":  # closed form per batch, so resuming fast-forwards it like the one-cycle
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cfg.lr_gamma ** (step / steps_per_epoch))
-    elif cfg.schedule == "onecycle":
+    else:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                     pct_start=0.15)
-    else:
-        raise EdgeError(f"unknown lr schedule '{cfg.schedule}' (onecycle, exponential)")
     # inverse-sqrt-frequency class weights: the rare classes (disgust, fully_ripened) count more
     w = torch.tensor((counts.max() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float32).to(dev)
     out.mkdir(parents=True, exist_ok=True)
