@@ -361,6 +361,28 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(a: argparse.Namespace) -> int:
+    """Several trained runs of one family as one model (mean of their logits), scored on val and test."""
+    try:
+        from edge.models.ensemble import ensemble_runs
+    except ImportError as exc:
+        raise EdgeError(f"ensembles need the train extra ({exc.name} missing): pip install 'edge[train]'") from None
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    m = ensemble_runs([Path(r) for r in a.runs], Path(a.out), flip=a.flip, data=Path(a.data) if a.data else None)
+    if a.json:
+        _print_json({k: m[k] for k in ("val", "test", "members", "wall_minutes")})
+    else:
+        for r in m["members"]:
+            print(f"member {r['run']}: val {r['val_accuracy']}, test {r['test_accuracy']}")
+        print(f"ensemble of {len(m['members'])}{' + mirror' if a.flip else ''}: val accuracy "
+              f"{m['val']['accuracy']:.4f}, test accuracy {m['test']['accuracy']:.4f}, macro F1 "
+              f"{m['test']['macro_f1']:.4f} -> {Path(a.out) / 'best.pt'}")
+    return 0
+
+
 def cmd_publish(a: argparse.Namespace) -> int:
     """Card + zoo for a trained family (accuracy after export measured through the runtime)."""
     from edge.models.cards import write_card
@@ -485,6 +507,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("ensemble", help="combine trained runs of one family into one model that averages their "
+                                        "logits (export and publish it like a run)")
+    p.add_argument("runs", nargs="+", help="run folders (or their best.pt), two or more, same family and input")
+    p.add_argument("--out", required=True, help="run folder for the ensemble (best.pt, metrics.json)")
+    p.add_argument("--flip", action="store_true",
+                   help="also average over the mirrored input (faces, tomatoes; not ASL letters)")
+    p.add_argument("--data", help="the folder the runs were trained on, if not the shared data set")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_ensemble)
 
     p = sub.add_parser("publish", help="write models/cards/<family>.md and copy small artifacts to models/zoo")
     p.add_argument("family", choices=list(FAMILIES))

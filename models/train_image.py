@@ -153,6 +153,21 @@ def _predict(model: torch.nn.Module, x: np.ndarray, spec: InputSpec, batch: int 
     return np.concatenate(outs)
 
 
+def load_split(family: str, data: Path | None, log: Any) -> tuple[list[str], dict[str, list[Any]]]:
+    """Classes and train/val/test samples: the family's leak-free split of the shared data, or a user's folder
+    (one subfolder per class) split 70/15/15 by group."""
+    if not data:
+        split = split_family(family)
+        return split.classes, split.parts
+    classes, samples, skipped = list_image_folder(Path(data))
+    from edge.data import _assign
+
+    where = _assign({s.group for s in samples}, {"train": 0.7, "val": 0.15, "test": 0.15}, "user")
+    if skipped:
+        log(f"data: {skipped}")
+    return classes, {k: [s for s in samples if where[s.group] == k] for k in ("train", "val", "test")}
+
+
 def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resume: bool = False,
                      log: Any = None) -> dict[str, Any]:
     """Train, early-stop on val accuracy, score the best weights on test, save checkpoint + metrics."""
@@ -165,17 +180,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     gen = seed_everything(cfg.seed)
     fam = get_family(cfg.family)
     spec = fam.input_spec(cfg.imgsz)
-    if data:
-        classes, samples, skipped = list_image_folder(Path(data))
-        from edge.data import _assign
-
-        where = _assign({s.group for s in samples}, {"train": 0.7, "val": 0.15, "test": 0.15}, "user")
-        parts = {k: [s for s in samples if where[s.group] == k] for k in ("train", "val", "test")}
-        if skipped:
-            log(f"data: {skipped}")
-    else:
-        split = split_family(cfg.family)
-        classes, parts = split.classes, split.parts
+    classes, parts = load_split(cfg.family, data, log)
     if cfg.max_per_class:
         rng = np.random.default_rng(cfg.seed)
         capped = []

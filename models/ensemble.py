@@ -1,0 +1,147 @@
+"""``edge ensemble``: several trained classifiers of one family as one model that averages their logits.
+
+Averaging logits (not probabilities) keeps the output a logit vector, so the runtime's softmax, ``edge
+calibrate``'s temperature and int8 export work as for a single network; it equals the normalised geometric mean
+of the members' probabilities. ``flip`` also averages over the horizontally mirrored input (faces, hands-free
+classes: not for letters whose mirror image is another sign). The ensemble is an ordinary ``nn.Module`` built
+from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish`` take it as they are.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edge.errors import EdgeError
+from edge.families import get_family
+from edge.models.checkpoint import model_from_payload, read_checkpoint, save_checkpoint
+from edge.models.train_common import Timer, cache_images, classification_report, hardware, plot_confusion
+
+
+class LogitMean(nn.Module):
+    """Mean of the members' logits, over the input and (with ``flip``) its mirror image."""
+
+    def __init__(self, members: list[nn.Module], flip: bool = False) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.flip = flip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # one call per member with both views in the batch: calling a member twice would give exporters two
+        # copies of its weights (LiteRT int8 does)
+        views = torch.cat([x, torch.flip(x, dims=[3])], 0) if self.flip else x
+        mean = torch.stack([m(views) for m in self.members], 0).mean(0)
+        return mean.view(2, x.shape[0], -1).mean(0) if self.flip else mean
+
+
+def logit_mean_ensemble(members: list[dict[str, Any]], flip: bool = False) -> LogitMean:
+    """Builder: ``members`` = [{"builder": "module:function", "builder_kwargs": {...}}, ...] (untrained;
+    the ensemble checkpoint's state dict holds every member's weights)."""
+    if not members:
+        raise EdgeError("an ensemble needs at least one member")
+    nets = []
+    for m in members:
+        module, func = m["builder"].split(":")
+        nets.append(getattr(importlib.import_module(module), func)(**m.get("builder_kwargs", {})))
+    return LogitMean(nets, flip=flip)
+
+
+def _member(run: Path) -> dict[str, Any]:
+    ckpt = run
+    if run.is_dir():
+        ckpt = next((run / n for n in ("best.pt", "best.pkl") if (run / n).exists()), run / "best.pt")
+    payload = read_checkpoint(ckpt)
+    if "state_dict" not in payload:
+        raise EdgeError(f"{ckpt}: only neural-network classifiers can be ensembled")
+    metrics_path = ckpt.parent / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    return {"path": ckpt, "payload": payload, "metrics": metrics}
+
+
+def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | None = None,
+                  log: Any = None) -> dict[str, Any]:
+    """Combine the best checkpoints of ``runs`` (one family, same classes and input), score the ensemble on the
+    val and test splits (with and without the mirror view), save ``best.pt`` + ``metrics.json`` in ``out``."""
+    from edge.models.train_image import _predict, load_split
+
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if len(runs) < 2:
+        raise EdgeError("an ensemble needs two or more runs")
+    timer = Timer()
+    members = [_member(Path(r)) for r in runs]
+    first = members[0]["payload"]
+    fam = get_family(first["family"])
+    if fam.task != "classify" or fam.kind != "image":
+        raise EdgeError(f"ensembles are for image classifiers; '{fam.name}' is a {fam.kind} {fam.task} family")
+    for m in members[1:]:
+        p = m["payload"]
+        for key in ("classes", "input"):
+            if p["family"] != fam.name or p["meta"].get(key) != first["meta"].get(key):
+                raise EdgeError(f"{m['path']} does not fit {members[0]['path']}: different family, classes or input "
+                                f"({key})")
+    # the same data set and held-out splits (train subsets may differ: --max-per-class draws per seed)
+    sources = {tuple((m["metrics"].get("data") or {}).get(k) for k in ("source", "val", "test")) for m in members}
+    if len(sources) > 1:
+        raise EdgeError(f"the runs were trained and scored on different data: {sorted(map(str, sources))}")
+    spec = fam.input_spec(first["meta"]["input"]["shape"][-1])
+    classes, parts = load_split(fam.name, data, log)
+    if classes != first["meta"]["classes"]:
+        raise EdgeError(f"the data's classes {classes} are not the checkpoints' {first['meta']['classes']}")
+    imgsz = spec.shape[-1]
+    cache = Path("runs") / "cache"
+    xs = {k: cache_images(parts[k], spec.color, imgsz, cache, f"{fam.name}-{k}", log) for k in ("val", "test")}
+    kwargs = {"members": [{"builder": m["payload"].get("builder") or fam.builder,
+                           "builder_kwargs": m["payload"].get("builder_kwargs", {})} for m in members],
+              "flip": flip}
+    model = logit_mean_ensemble(**kwargs)
+    for net, m in zip(model.members, members):
+        net.load_state_dict(model_from_payload(m["payload"], m["path"]).state_dict())
+    model.eval()
+    scores: dict[str, dict[str, Any]] = {}
+    for view in ([False, True] if flip else [False]):
+        model.flip = view
+        for k in ("val", "test"):
+            x, y, _ = xs[k]
+            scores.setdefault(k, {})[view] = classification_report(y, _predict(model, x, spec).argmax(1), classes)
+        log(f"ensemble of {len(members)}{' + mirror' if view else ''}: val {scores['val'][view]['accuracy']:.4f}, "
+            f"test {scores['test'][view]['accuracy']:.4f}")
+    model.flip = flip
+    val, test = scores["val"][flip], scores["test"][flip]
+    if flip:
+        test["without_mirror"] = {"accuracy": scores["test"][False]["accuracy"],
+                                  "val_accuracy": scores["val"][False]["accuracy"]}
+    member_rows = [{"run": str(m["path"].parent), "test_accuracy": m["metrics"].get("test", {}).get("accuracy"),
+                    "val_accuracy": m["metrics"].get("val", {}).get("accuracy"),
+                    "seed": (m["metrics"].get("config") or {}).get("seed"),
+                    "wall_minutes": m["metrics"].get("wall_minutes")} for m in members]
+    trained = sum(r["wall_minutes"] or 0 for r in member_rows)
+    cfg0 = members[0]["metrics"].get("config") or {}
+    metrics = {
+        "family": fam.name, "val": val, "test": test, "history": [], "members": member_rows,
+        "wall_minutes": round(trained + timer.minutes, 2),
+        "hardware": members[0]["metrics"].get("hardware") or hardware(),
+        "config": {"family": fam.name, "imgsz": imgsz, "ensemble": len(members), "flip": flip,
+                   "builder": "edge.models.ensemble:logit_mean_ensemble",
+                   "member_config": {k: v for k, v in cfg0.items() if k not in ("seed", "augment")},
+                   "augment": cfg0.get("augment")},
+        "data": {**(members[0]["metrics"].get("data") or {}),
+                 "train_hashes": sorted({str((m["metrics"].get("data") or {}).get("hash")) for m in members})},
+    }
+    meta = {"trained": True, "classes": classes, "input": spec.__dict__, "metrics": {
+        "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "test_macro_f1": test["macro_f1"]},
+        "note": f"ensemble of {len(members)} runs ({', '.join(r['run'] for r in member_rows)})"
+                f"{', with the mirror view' if flip else ''}",
+        "builder": "edge.models.ensemble:logit_mean_ensemble", "builder_kwargs": kwargs}
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "best.pt", fam, model, meta)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_confusion(test["confusion"], classes, out / "confusion.png", f"{fam.name} ensemble test confusion")
+    log(f"{fam.name} ensemble: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} -> "
+        f"{out / 'best.pt'}")
+    return metrics
