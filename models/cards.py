@@ -94,8 +94,8 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
     cfg0 = m.get("config") or {}
     members = m.get("members")
     if members:  # edge ensemble: the members' recipe, several seeds
-        cfg0 = {**cfg0.get("member_config", {}), "augment": cfg0.get("augment"),
-                "ensemble": cfg0.get("ensemble"), "flip": cfg0.get("flip")}
+        cfg0 = {**cfg0.get("member_config", {}), "augment": cfg0.get("augment"), "ensemble": cfg0.get("ensemble"),
+                "flip": cfg0.get("flip"), "ensemble_imgsz": cfg0.get("imgsz")}
     arch = f"`{cfg0.get('builder') or fam.builder}` {json.dumps(cfg0.get('builder_kwargs') or fam.builder_kwargs)}"
     if members:
         arch = (f"the mean of the logits of {len(members)} networks, each {arch}"
@@ -132,12 +132,16 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
                    [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in t["per_class"].items()]), ""]
         lines += _shifted_section(t)
         if members:
-            rows = [[r["run"], r["seed"], r["val_accuracy"], r["test_accuracy"], r["wall_minutes"]] for r in members]
+            rows = [[r["run"], r.get("imgsz"), r.get("epochs"), r["seed"], r["val_accuracy"], r["test_accuracy"],
+                     r["wall_minutes"]] for r in members]
             if "without_mirror" in t:
-                rows.append(["all members, without the mirror view", "-", t["without_mirror"]["val_accuracy"],
-                             t["without_mirror"]["accuracy"], "-"])
-            rows.append(["**this ensemble**", "-", m["val"]["accuracy"], t["accuracy"], m["wall_minutes"]])
-            lines += ["### Members", "", _table(["run", "seed", "val", "test", "minutes"], rows), ""]
+                rows.append(["all members, without the mirror view", "", "", "", t["without_mirror"]["val_accuracy"],
+                             t["without_mirror"]["accuracy"], ""])
+            rows.append(["**this ensemble**", cfg0["ensemble_imgsz"], "", "", m["val"]["accuracy"], t["accuracy"],
+                         m["wall_minutes"]])
+            lines += ["### Members", "", "Each member's own input size; the ensemble resizes its input for the "
+                      "smaller ones inside the graph.", "",
+                      _table(["run", "px", "epochs", "seed", "val", "test", "minutes"], rows), ""]
         conf = run / "confusion.png"
         if conf.exists():
             shutil.copy(conf, CARDS / f"{family}_confusion.png")
@@ -170,8 +174,8 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
               f"- Data: {json.dumps(m.get('data'))}",
               f"- Configuration: `{json.dumps({k: v for k, v in cfg.items() if k != 'augment'})}`",
               f"- Augmentation: `{json.dumps(cfg.get('augment'))}`",
-              (f"- Members: {len(members)} runs of the configuration above, seeds "
-               f"{', '.join(str(r['seed']) for r in members)}; wall time is their training plus the scoring"
+              (f"- Members: the {len(members)} runs in the table above (configuration: the first member's; seeds "
+               f"{', '.join(str(r['seed']) for r in members)}); wall time is their training plus the scoring"
                if members else
                f"- Epochs run: {len(m.get('history', []))} (early stopping on the validation split)"), ""]
     card = CARDS / f"{family}.md"

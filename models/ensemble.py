@@ -3,8 +3,9 @@
 Averaging logits (not probabilities) keeps the output a logit vector, so the runtime's softmax, ``edge
 calibrate``'s temperature and int8 export work as for a single network; it equals the normalised geometric mean
 of the members' probabilities. ``flip`` also averages over the horizontally mirrored input (faces, hands-free
-classes: not for letters whose mirror image is another sign). The ensemble is an ordinary ``nn.Module`` built
-from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish`` take it as they are.
+classes: not for letters whose mirror image is another sign). Members may take different input sizes: the
+ensemble takes the largest and resizes (bilinear) for the others inside the graph. It is an ordinary ``nn.Module``
+built from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish`` take it as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edge.errors import EdgeError
@@ -25,31 +27,39 @@ from edge.models.train_common import Timer, cache_images, classification_report,
 
 
 class LogitMean(nn.Module):
-    """Mean of the members' logits, over the input and (with ``flip``) its mirror image."""
+    """Mean of the members' logits, over the input and (with ``flip``) its mirror image; ``sizes[i]`` (if set)
+    is member i's own input size, to which the input is resized for it."""
 
-    def __init__(self, members: list[nn.Module], flip: bool = False) -> None:
+    def __init__(self, members: list[nn.Module], flip: bool = False, sizes: list[int | None] | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.flip = flip
+        self.sizes = list(sizes or [None] * len(members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # one call per member with both views in the batch: calling a member twice would give exporters two
         # copies of its weights (LiteRT int8 does)
         views = torch.cat([x, torch.flip(x, dims=[3])], 0) if self.flip else x
-        mean = torch.stack([m(views) for m in self.members], 0).mean(0)
+        outs = []
+        for m, size in zip(self.members, self.sizes):
+            v = views
+            if size and size != views.shape[-1]:
+                v = F.interpolate(views, size=(size, size), mode="bilinear", align_corners=False)
+            outs.append(m(v))
+        mean = torch.stack(outs, 0).mean(0)
         return mean.view(2, x.shape[0], -1).mean(0) if self.flip else mean
 
 
 def logit_mean_ensemble(members: list[dict[str, Any]], flip: bool = False) -> LogitMean:
-    """Builder: ``members`` = [{"builder": "module:function", "builder_kwargs": {...}}, ...] (untrained;
-    the ensemble checkpoint's state dict holds every member's weights)."""
+    """Builder: ``members`` = [{"builder": "module:function", "builder_kwargs": {...}, "imgsz": N or None}, ...]
+    (untrained; the ensemble checkpoint's state dict holds every member's weights)."""
     if not members:
         raise EdgeError("an ensemble needs at least one member")
     nets = []
     for m in members:
         module, func = m["builder"].split(":")
         nets.append(getattr(importlib.import_module(module), func)(**m.get("builder_kwargs", {})))
-    return LogitMean(nets, flip=flip)
+    return LogitMean(nets, flip=flip, sizes=[m.get("imgsz") for m in members])
 
 
 def _member(run: Path) -> dict[str, Any]:
@@ -62,6 +72,13 @@ def _member(run: Path) -> dict[str, Any]:
     metrics_path = ckpt.parent / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return {"path": ckpt, "payload": payload, "metrics": metrics}
+
+
+def _fit(payload: dict[str, Any]) -> dict[str, Any]:
+    """What members must share (the input size may differ)."""
+    inp = payload["meta"].get("input", {})
+    return {"family": payload["family"], "classes": payload["meta"].get("classes"),
+            **{k: inp.get(k) for k in ("color", "layout", "mean", "std", "scale")}}
 
 
 def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | None = None,
@@ -79,17 +96,18 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     fam = get_family(first["family"])
     if fam.task != "classify" or fam.kind != "image":
         raise EdgeError(f"ensembles are for image classifiers; '{fam.name}' is a {fam.kind} {fam.task} family")
+    ref = _fit(first)
     for m in members[1:]:
-        p = m["payload"]
-        for key in ("classes", "input"):
-            if p["family"] != fam.name or p["meta"].get(key) != first["meta"].get(key):
-                raise EdgeError(f"{m['path']} does not fit {members[0]['path']}: different family, classes or input "
-                                f"({key})")
+        mine = _fit(m["payload"])
+        bad = [f"{k} {mine[k]} vs {ref[k]}" for k in ref if mine[k] != ref[k]]
+        if bad:
+            raise EdgeError(f"{m['path']} does not fit {members[0]['path']}: {'; '.join(bad)}")
     # the same data set and held-out splits (train subsets may differ: --max-per-class draws per seed)
     sources = {tuple((m["metrics"].get("data") or {}).get(k) for k in ("source", "val", "test")) for m in members}
     if len(sources) > 1:
         raise EdgeError(f"the runs were trained and scored on different data: {sorted(map(str, sources))}")
-    spec = fam.input_spec(first["meta"]["input"]["shape"][-1])
+    sizes = [int(m["payload"]["meta"]["input"]["shape"][-1]) for m in members]
+    spec = fam.input_spec(max(sizes))  # the largest; the others are resized inside the graph
     classes, parts = load_split(fam.name, data, log)
     if classes != first["meta"]["classes"]:
         raise EdgeError(f"the data's classes {classes} are not the checkpoints' {first['meta']['classes']}")
@@ -97,7 +115,8 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     cache = Path("runs") / "cache"
     xs = {k: cache_images(parts[k], spec.color, imgsz, cache, f"{fam.name}-{k}", log) for k in ("val", "test")}
     kwargs = {"members": [{"builder": m["payload"].get("builder") or fam.builder,
-                           "builder_kwargs": m["payload"].get("builder_kwargs", {})} for m in members],
+                           "builder_kwargs": m["payload"].get("builder_kwargs", {}),
+                           "imgsz": None if size == imgsz else size} for m, size in zip(members, sizes)],
               "flip": flip}
     model = logit_mean_ensemble(**kwargs)
     for net, m in zip(model.members, members):
@@ -118,8 +137,9 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
                                   "val_accuracy": scores["val"][False]["accuracy"]}
     member_rows = [{"run": str(m["path"].parent), "test_accuracy": m["metrics"].get("test", {}).get("accuracy"),
                     "val_accuracy": m["metrics"].get("val", {}).get("accuracy"),
-                    "seed": (m["metrics"].get("config") or {}).get("seed"),
-                    "wall_minutes": m["metrics"].get("wall_minutes")} for m in members]
+                    "seed": (m["metrics"].get("config") or {}).get("seed"), "imgsz": size,
+                    "epochs": len(m["metrics"].get("history") or []),
+                    "wall_minutes": m["metrics"].get("wall_minutes")} for m, size in zip(members, sizes)]
     trained = sum(r["wall_minutes"] or 0 for r in member_rows)
     cfg0 = members[0]["metrics"].get("config") or {}
     metrics = {

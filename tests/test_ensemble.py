@@ -65,16 +65,34 @@ def test_ensemble_averages_member_logits_over_both_views_exports_and_publishes(f
     assert sorted(p.name for p in (tmp_path / "zoo" / "fer").iterdir()) == ["fer.int8.onnx", "fer.int8.onnx.json"]
 
 
-def test_ensemble_refuses_runs_that_do_not_fit(fer_runs, tmp_path):
+def test_members_of_other_input_sizes_get_the_input_resized(fer_runs, tmp_path):
+    import torch.nn.functional as F
+
     from edge.models.ensemble import ensemble_runs
 
+    m = ensemble_runs([fer_runs / "a", fer_runs / "c"], tmp_path / "ens", log=lambda *_: None)
+    assert [r["imgsz"] for r in m["members"]] == [24, 32] and m["config"]["imgsz"] == 32
+    ens = load_model(tmp_path / "ens" / "best.pt")
+    assert read_checkpoint(tmp_path / "ens" / "best.pt")["meta"]["input"]["shape"] == [None, 1, 32, 32]
+    a, c = load_model(fer_runs / "a" / "best.pt"), load_model(fer_runs / "c" / "best.pt")
+    x = torch.rand(3, 1, 32, 32)
+    with torch.inference_mode():
+        want = (a(F.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False)) + c(x)) / 2
+        assert torch.allclose(ens(x), want, atol=1e-5)
+
+
+def test_ensemble_refuses_runs_that_do_not_fit(fer_runs, tmp_path):
+    from edge.models.ensemble import ensemble_runs
+    from edge.models.train_tree import train_trail
+
     quiet = {"log": lambda *_: None}
-    with pytest.raises(EdgeError, match="does not fit"):
-        ensemble_runs([fer_runs / "a", fer_runs / "c"], tmp_path / "x", **quiet)
+    train_trail(out=tmp_path / "tree")
+    with pytest.raises(EdgeError, match="only neural-network"):
+        ensemble_runs([fer_runs / "a", tmp_path / "tree"], tmp_path / "x", **quiet)
     with pytest.raises(EdgeError, match="two or more"):
         ensemble_runs([fer_runs / "a"], tmp_path / "x", **quiet)
     with pytest.raises(EdgeError, match="not found"):
         ensemble_runs([fer_runs / "a", tmp_path / "missing"], tmp_path / "x", **quiet)
     assert not (tmp_path / "x").exists()
-    proc = run_edge("ensemble", str(fer_runs / "a"), str(fer_runs / "c"), "--out", str(tmp_path / "x"))
-    assert proc.returncode != 0 and "does not fit" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_edge("ensemble", str(fer_runs / "a"), str(tmp_path / "missing"), "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr
