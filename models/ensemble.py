@@ -127,7 +127,8 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         model.flip = view
         for k in ("val", "test"):
             x, y, _ = xs[k]
-            scores.setdefault(k, {})[view] = classification_report(y, _predict(model, x, spec).argmax(1), classes)
+            scores.setdefault(k, {})[view] = classification_report(y, _predict(model, x, spec, batch=32).argmax(1),
+                                                                       classes)
         log(f"ensemble of {len(members)}{' + mirror' if view else ''}: val {scores['val'][view]['accuracy']:.4f}, "
             f"test {scores['test'][view]['accuracy']:.4f}")
     model.flip = flip
