@@ -306,6 +306,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
         recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"
         if a.teacher:
+            if a.teacher != "dlib":
+                raise EdgeError(f"face --teacher: only 'dlib' (got '{a.teacher}')")
             if a.arch != "mobilenet":
                 raise EdgeError("--teacher distils into the MobileNetV2 embedder: add --arch mobilenet")
             recipe = f"face-mobilenet-{a.teacher}"
@@ -351,6 +353,12 @@ def cmd_train(a: argparse.Namespace) -> int:
         if not 0 <= a.backgrounds <= 1:
             raise EdgeError(f"--backgrounds is a probability in [0, 1], got {a.backgrounds}")
         cfg.backgrounds = a.backgrounds
+    if a.teacher:
+        cfg.teacher = a.teacher
+        if a.distill is not None:
+            cfg.distill = a.distill
+    elif a.distill is not None:
+        raise EdgeError("--distill weighs a --teacher: add --teacher RUN")
     out = Path(a.out or f"runs/{recipe}")
     m = train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume)
     if a.json:
@@ -493,9 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backgrounds", type=float, metavar="P",
                    help="asl: paste the hands on other backgrounds (procedural, tomato, FER faces) with probability "
                         "P (default: 0.5 with --arch mobilenet, 0 = the plain frames for the from-scratch B4)")
-    p.add_argument("--teacher", choices=["dlib"],
-                   help="face --arch mobilenet: also distil dlib's ResNet vectors on FER2013's faces (thousands of "
-                        "people; needs edge[attend])")
+    p.add_argument("--teacher",
+                   help="fer, tomato, asl: a trained run or checkpoint of the family (e.g. an `edge ensemble`) to "
+                        "distil: its softened outputs on the training images become a second target; face --arch "
+                        "mobilenet: 'dlib' = also distil dlib's ResNet vectors on FER2013's faces (needs edge[attend])")
+    p.add_argument("--distill", type=float, help="with a run as --teacher: weight of the teacher's target in (0, 1] "
+                                                 "(default 0.7; the labels get the rest)")
     p.add_argument("--distill-data", help="face --teacher: folder(s) of face crops under EDGE_DATA, comma-separated "
                                            "(default: the recipe's)")
     p.add_argument("--distill-images", type=int, help="face --teacher: how many of those faces (default: the recipe's)")

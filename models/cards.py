@@ -132,13 +132,14 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
                    [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in t["per_class"].items()]), ""]
         lines += _shifted_section(t)
         if members:
-            rows = [[r["run"], r.get("imgsz"), r.get("epochs"), r["seed"], r["val_accuracy"], r["test_accuracy"],
-                     r["wall_minutes"]] for r in members]
+            rows = [[r["run"], r.get("imgsz"), r.get("epochs"), r["seed"], f"{r['val_accuracy']:.4f}",
+                     f"{r['test_accuracy']:.4f}", r["wall_minutes"]] for r in members]
             if "without_mirror" in t:
-                rows.append(["all members, without the mirror view", "", "", "", t["without_mirror"]["val_accuracy"],
-                             t["without_mirror"]["accuracy"], ""])
-            rows.append(["**this ensemble**", cfg0["ensemble_imgsz"], "", "", m["val"]["accuracy"], t["accuracy"],
-                         m["wall_minutes"]])
+                wm = t["without_mirror"]
+                rows.append(["all members, without the mirror view", "", "", "", f"{wm['val_accuracy']:.4f}",
+                             f"{wm['accuracy']:.4f}", ""])
+            rows.append(["**this ensemble**", cfg0["ensemble_imgsz"], "", "", f"{m['val']['accuracy']:.4f}",
+                         f"{t['accuracy']:.4f}", m["wall_minutes"]])
             lines += ["### Members", "", "Each member's own input size; the ensemble resizes its input for the "
                       "smaller ones inside the graph.", "",
                       _table(["run", "px", "epochs", "seed", "val", "test", "minutes"], rows), ""]

@@ -59,6 +59,11 @@ class TrainConfig:
     eval_shifts: bool = False
     device: str = "cpu"
     threads: int | None = None
+    # knowledge distillation: a trained run or checkpoint of the same family and classes (e.g. an `edge ensemble`)
+    # whose temperature-softened outputs on the training images are a second target, weighted `distill`
+    teacher: str | None = None
+    distill: float = 0.7
+    distill_temperature: float = 2.0
 
 
 # CPU defaults: what the committed cards report (about 30 min or less on 2 cores each).
@@ -168,12 +173,60 @@ def load_split(family: str, data: Path | None, log: Any) -> tuple[list[str], dic
     return classes, {k: [s for s in samples if where[s.group] == k] for k in ("train", "val", "test")}
 
 
+def cap_per_class(samples: list[Any], n_classes: int, cap: int, seed: int) -> list[Any]:
+    """At most ``cap`` samples of each class, drawn with ``seed`` (quick runs and tests)."""
+    rng = np.random.default_rng(seed)
+    capped = []
+    for c in range(n_classes):
+        idx = [s for s in samples if s.label == c]
+        rng.shuffle(idx)
+        capped += idx[:cap]
+    return capped
+
+
+def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
+    """Hinton et al.: KL(teacher || student) of the softmaxes at temperature ``t`` (``teacher`` already divided by
+    ``t``), scaled by t^2 so its gradients keep their size as ``t`` changes."""
+    return F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher, 1), log_target=True,
+                    reduction="batchmean") * t * t
+
+
+def teacher_logits(cfg: TrainConfig, samples: list[Any], classes: list[str], out: Path, log: Any) -> torch.Tensor:
+    """The teacher's logits on the (un-augmented) training images, computed once and kept in ``out``."""
+    from edge.models.checkpoint import model_from_payload, read_checkpoint
+
+    path = Path(cfg.teacher or "")
+    if path.is_dir():
+        path = path / "best.pt"
+    payload = read_checkpoint(path)
+    if payload["family"] != cfg.family or payload["meta"].get("classes") != classes or "state_dict" not in payload:
+        raise EdgeError(f"teacher {path}: a {payload['family']} model with classes {payload['meta'].get('classes')}; "
+                        f"this run is {cfg.family} with {classes}")
+    key = {"teacher": str(path.resolve()), "mtime": path.stat().st_mtime, "hash": data_hash(samples)}
+    kept = out / "teacher_logits.pt"
+    if kept.exists():
+        st = torch.load(kept, map_location="cpu")
+        if st.get("key") == key:
+            return st["logits"]
+    spec = get_family(cfg.family).input_spec(int(payload["meta"]["input"]["shape"][-1]))  # the teacher's own size
+    x, y, _ = cache_images(samples, spec.color, spec.shape[-1], Path("runs") / "cache", f"{cfg.family}-train", log)
+    teacher = model_from_payload(payload, path)
+    log(f"teacher {path}: scoring {len(x)} training images")
+    logits = torch.from_numpy(_predict(teacher, x, spec, batch=32)).float()
+    log(f"teacher accuracy on the training images: {float((logits.argmax(1).numpy() == y).mean()):.4f}")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"key": key, "logits": logits}, kept)
+    return logits
+
+
 def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resume: bool = False,
                      log: Any = None) -> dict[str, Any]:
     """Train, early-stop on val accuracy, score the best weights on test, save checkpoint + metrics."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if cfg.schedule not in SCHEDULES:  # before minutes of decoding and masking, not after
         raise EdgeError(f"unknown lr schedule '{cfg.schedule}' ({', '.join(SCHEDULES)})")
+    if cfg.teacher and not 0 < cfg.distill <= 1:
+        raise EdgeError(f"the distill weight must be in (0, 1], got {cfg.distill}")
     timer = Timer()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -182,13 +235,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     spec = fam.input_spec(cfg.imgsz)
     classes, parts = load_split(cfg.family, data, log)
     if cfg.max_per_class:
-        rng = np.random.default_rng(cfg.seed)
-        capped = []
-        for c in range(len(classes)):
-            idx = [s for s in parts["train"] if s.label == c]
-            rng.shuffle(idx)
-            capped += idx[: cfg.max_per_class]
-        parts = {**parts, "train": capped}
+        parts = {**parts, "train": cap_per_class(parts["train"], len(classes), cfg.max_per_class, cfg.seed)}
     for name, p in parts.items():
         if not p:
             raise EdgeError(f"the {name} split is empty")
@@ -199,6 +246,11 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     cache = Path("runs") / "cache"
     xs = {k: cache_images(v, spec.color, cfg.imgsz, cache, f"{cfg.family}-{k}", log) for k, v in parts.items()}
     xtr, ytr, _ = xs["train"]
+    soft = None
+    if cfg.teacher:
+        soft = teacher_logits(cfg, parts["train"], classes, out, log).to(cfg.device) / cfg.distill_temperature
+        if len(soft) != len(xtr):
+            raise EdgeError(f"teacher logits for {len(soft)} images, {len(xtr)} training images")
     masks = pool = None
     if cfg.backgrounds > 0 or cfg.eval_backgrounds:
         from edge.models import backgrounds as bgs
@@ -265,7 +317,11 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             xb = torch.from_numpy(xn).float() / 255.0
             xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev)
             yb = torch.from_numpy(ytr[idx.numpy()]).to(dev)
-            loss = F.cross_entropy(model(xb), yb, weight=w, label_smoothing=cfg.label_smoothing)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing)
+            if soft is not None:
+                kd = distillation_loss(logits, soft[idx.to(dev)], cfg.distill_temperature)
+                loss = (1 - cfg.distill) * loss + cfg.distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

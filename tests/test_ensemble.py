@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -61,7 +63,7 @@ def test_ensemble_averages_member_logits_over_both_views_exports_and_publishes(f
     monkeypatch.setattr(cards, "ZOO", tmp_path / "zoo")
     text = cards.write_card("fer", tmp_path / "ens", tmp_path / "art", "edge ensemble ...", ["onnx-int8"]).read_text()
     assert "the mean of the logits of 2 networks" in text and "over the image and its mirror image" in text
-    assert "### Members" in text and "seeds 0, 1" in text and f"| {m['test']['accuracy']} |" in text
+    assert "### Members" in text and "seeds 0, 1" in text and f"| {m['test']['accuracy']:.4f} |" in text
     assert sorted(p.name for p in (tmp_path / "zoo" / "fer").iterdir()) == ["fer.int8.onnx", "fer.int8.onnx.json"]
 
 
@@ -96,3 +98,55 @@ def test_ensemble_refuses_runs_that_do_not_fit(fer_runs, tmp_path):
     assert not (tmp_path / "x").exists()
     proc = run_edge("ensemble", str(fer_runs / "a"), str(tmp_path / "missing"), "--out", str(tmp_path / "x"))
     assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_distillation_loss_is_zero_at_the_teacher_and_pulls_towards_it():
+    from edge.models.train_image import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+    t = 2.0
+    assert float(distillation_loss(teacher.clone(), teacher / t, t)) == pytest.approx(0.0, abs=1e-6)
+    student = torch.zeros(2, 3, requires_grad=True)
+    loss = distillation_loss(student, teacher / t, t)
+    assert float(loss.detach()) > 0.1
+    loss.backward()
+    assert (student.grad.argmin(1) == teacher.argmax(1)).all()  # descent raises the teacher's top class
+
+
+def test_a_run_distils_an_ensemble_and_keeps_its_logits(fer_runs, tmp_path):
+    from edge.families import get_family
+    from edge.models.ensemble import ensemble_runs
+    from edge.models.train_common import cache_images
+    from edge.models.train_image import _predict, cap_per_class, default_config, load_split, train_classifier
+    from edge.models.train_tree import train_trail
+
+    quiet = {"log": lambda *_: None}
+    ensemble_runs([fer_runs / "a", fer_runs / "b"], tmp_path / "ens", flip=True, **quiet)
+    cfg = default_config("fer", imgsz=24, epochs=1, batch=32, max_per_class=12, seed=0)
+    cfg.builder_kwargs = {"pretrained": False}
+    plain = train_classifier(cfg, tmp_path / "plain", **quiet)
+    cfg.teacher, cfg.distill = str(tmp_path / "ens"), 1.0
+    m = train_classifier(cfg, tmp_path / "kd", **quiet)
+    assert m["config"]["teacher"] == str(tmp_path / "ens") and m["config"]["distill"] == 1.0
+    assert m["history"][0]["loss"] != plain["history"][0]["loss"]  # the same seed and batches: another target
+    kept = torch.load(tmp_path / "kd" / "teacher_logits.pt")
+    assert kept["logits"].shape == (84, 7) and torch.isfinite(kept["logits"]).all()
+    _, parts = load_split("fer", None, lambda *_: None)
+    x, _, _ = cache_images(cap_per_class(parts["train"], 7, 12, 0), "gray", 24, Path("runs") / "cache", "fer-train",
+                           lambda *_: None)
+    want = _predict(load_model(tmp_path / "ens" / "best.pt"), x, get_family("fer").input_spec(24))
+    assert np.allclose(kept["logits"].numpy(), want, atol=1e-4)  # the teacher's, on the training images, in order
+    mtime = (tmp_path / "kd" / "teacher_logits.pt").stat().st_mtime
+    train_classifier(cfg, tmp_path / "kd", **quiet)  # a second run reuses them
+    assert (tmp_path / "kd" / "teacher_logits.pt").stat().st_mtime == mtime
+    train_trail(out=tmp_path / "tree")
+    cfg.teacher = str(tmp_path / "tree" / "best.pkl")
+    with pytest.raises(EdgeError, match="teacher .*trail"):
+        train_classifier(cfg, tmp_path / "bad", **quiet)
+    cfg.teacher, cfg.distill = str(tmp_path / "ens"), 1.5
+    with pytest.raises(EdgeError, match=r"distill weight must be in \(0, 1\]"):
+        train_classifier(cfg, tmp_path / "bad", **quiet)
+    proc = run_edge("train", "fer", "--distill", "0.5", "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "--teacher" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_edge("train", "face", "--teacher", str(tmp_path / "ens"), "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "only 'dlib'" in proc.stderr and "Traceback" not in proc.stderr
