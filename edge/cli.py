@@ -521,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ensemble", help="combine trained runs of one family into one model that averages their "
                                         "logits (export and publish it like a run)")
-    p.add_argument("runs", nargs="+", help="run folders (or their best.pt), two or more, same family and input")
+    p.add_argument("runs", nargs="+",
+                   help="run folders (or their best.pt), two or more (one with --flip), same family and input")
     p.add_argument("--out", required=True, help="run folder for the ensemble (best.pt, metrics.json)")
     p.add_argument("--flip", action="store_true",
                    help="also average over the mirrored input (faces, tomatoes; not ASL letters)")

@@ -3,7 +3,8 @@
 Averaging logits (not probabilities) keeps the output a logit vector, so the runtime's softmax, ``edge
 calibrate``'s temperature and int8 export work as for a single network; it equals the normalised geometric mean
 of the members' probabilities. ``flip`` also averages over the horizontally mirrored input (faces, hands-free
-classes: not for letters whose mirror image is another sign). Members may take different input sizes: the
+classes: not for letters whose mirror image is another sign); one run with ``flip`` is that network over both
+views. Members may take different input sizes: the
 ensemble takes the largest and resizes (bilinear) for the others inside the graph. It is an ordinary ``nn.Module``
 built from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish`` take it as they are.
 """
@@ -88,8 +89,8 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     from edge.models.train_image import _predict, load_split
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    if len(runs) < 2:
-        raise EdgeError("an ensemble needs two or more runs")
+    if len(runs) < (1 if flip else 2):  # one run with flip = that network over both views
+        raise EdgeError("an ensemble needs two or more runs (or one with --flip)")
     timer = Timer()
     members = [_member(Path(r)) for r in runs]
     first = members[0]["payload"]

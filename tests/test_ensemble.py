@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,20 @@ def test_members_of_other_input_sizes_get_the_input_resized(fer_runs, tmp_path):
         assert torch.allclose(ens(x), want, atol=1e-5)
 
 
+def test_one_run_with_flip_is_that_network_over_both_views(fer_runs, tmp_path):
+    from edge.models.ensemble import ensemble_runs
+
+    m = ensemble_runs([fer_runs / "a"], tmp_path / "one", flip=True, log=lambda *_: None)
+    assert m["config"]["ensemble"] == 1 and "without_mirror" in m["test"]
+    one, a = load_model(tmp_path / "one" / "best.pt"), load_model(fer_runs / "a" / "best.pt")
+    x = torch.rand(3, 1, 24, 24)
+    with torch.inference_mode():
+        assert torch.allclose(one(x), (a(x) + a(torch.flip(x, dims=[3]))) / 2, atol=1e-5)
+    # without the mirror view it is the run itself, scored the same
+    own = json.loads((fer_runs / "a" / "metrics.json").read_text())["test"]["accuracy"]
+    assert m["test"]["without_mirror"]["accuracy"] == pytest.approx(own, abs=1e-3)
+
+
 def test_ensemble_refuses_runs_that_do_not_fit(fer_runs, tmp_path):
     from edge.models.ensemble import ensemble_runs
     from edge.models.train_tree import train_trail
@@ -91,7 +106,7 @@ def test_ensemble_refuses_runs_that_do_not_fit(fer_runs, tmp_path):
     train_trail(out=tmp_path / "tree")
     with pytest.raises(EdgeError, match="only neural-network"):
         ensemble_runs([fer_runs / "a", tmp_path / "tree"], tmp_path / "x", **quiet)
-    with pytest.raises(EdgeError, match="two or more"):
+    with pytest.raises(EdgeError, match=r"two or more runs \(or one with --flip\)"):
         ensemble_runs([fer_runs / "a"], tmp_path / "x", **quiet)
     with pytest.raises(EdgeError, match="not found"):
         ensemble_runs([fer_runs / "a", tmp_path / "missing"], tmp_path / "x", **quiet)
