@@ -40,6 +40,14 @@ def save_checkpoint(path: Path, family: Family, model: Any, meta: dict[str, Any]
     return path
 
 
+def run_checkpoint(run: Path) -> Path:
+    """A run folder's best checkpoint (``best.pt``, or a tree's ``best.pkl``); a file path as it is."""
+    run = Path(run)
+    if not run.is_dir():
+        return run
+    return next((run / n for n in ("best.pt", "best.pkl") if (run / n).exists()), run / "best.pt")
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint's payload with a clear error when it is missing or corrupt."""
     path = Path(path)

@@ -23,7 +23,7 @@ from torch import nn
 
 from edge.errors import EdgeError
 from edge.families import get_family
-from edge.models.checkpoint import model_from_payload, read_checkpoint, save_checkpoint
+from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint, save_checkpoint
 from edge.models.train_common import Timer, cache_images, classification_report, hardware, plot_confusion
 
 
@@ -64,9 +64,7 @@ def logit_mean_ensemble(members: list[dict[str, Any]], flip: bool = False) -> Lo
 
 
 def _member(run: Path) -> dict[str, Any]:
-    ckpt = run
-    if run.is_dir():
-        ckpt = next((run / n for n in ("best.pt", "best.pkl") if (run / n).exists()), run / "best.pt")
+    ckpt = run_checkpoint(run)
     payload = read_checkpoint(ckpt)
     if "state_dict" not in payload:
         raise EdgeError(f"{ckpt}: only neural-network classifiers can be ensembled")

@@ -193,11 +193,9 @@ def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, t: float) -> 
 
 def teacher_logits(cfg: TrainConfig, samples: list[Any], classes: list[str], out: Path, log: Any) -> torch.Tensor:
     """The teacher's logits on the (un-augmented) training images, computed once and kept in ``out``."""
-    from edge.models.checkpoint import model_from_payload, read_checkpoint
+    from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint
 
-    path = Path(cfg.teacher or "")
-    if path.is_dir():
-        path = path / "best.pt"
+    path = run_checkpoint(Path(cfg.teacher or ""))
     payload = read_checkpoint(path)
     if payload["family"] != cfg.family or payload["meta"].get("classes") != classes or "state_dict" not in payload:
         raise EdgeError(f"teacher {path}: a {payload['family']} model with classes {payload['meta'].get('classes')}; "
@@ -227,6 +225,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         raise EdgeError(f"unknown lr schedule '{cfg.schedule}' ({', '.join(SCHEDULES)})")
     if cfg.teacher and not 0 < cfg.distill <= 1:
         raise EdgeError(f"the distill weight must be in (0, 1], got {cfg.distill}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise EdgeError("--device cuda: no CUDA device here (use --device cpu)")
     timer = Timer()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -248,7 +248,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     xtr, ytr, _ = xs["train"]
     soft = None
     if cfg.teacher:
-        soft = teacher_logits(cfg, parts["train"], classes, out, log).to(cfg.device) / cfg.distill_temperature
+        soft = teacher_logits(cfg, parts["train"], classes, out, log) / cfg.distill_temperature
         if len(soft) != len(xtr):
             raise EdgeError(f"teacher logits for {len(soft)} images, {len(xtr)} training images")
     masks = pool = None
@@ -271,8 +271,6 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         kwargs = {"num_classes": len(classes), **cfg.builder_kwargs}
         if fam.channels == 1:
             kwargs.setdefault("in_channels", 1)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise EdgeError("--device cuda: no CUDA device here (use --device cpu)")
     dev = torch.device(cfg.device)
     model = build(fam, builder=cfg.builder, **kwargs).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -320,7 +318,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing)
             if soft is not None:
-                kd = distillation_loss(logits, soft[idx.to(dev)], cfg.distill_temperature)
+                kd = distillation_loss(logits, soft[idx].to(dev), cfg.distill_temperature)
                 loss = (1 - cfg.distill) * loss + cfg.distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -155,9 +155,10 @@ def test_a_run_distils_an_ensemble_and_keeps_its_logits(fer_runs, tmp_path):
     train_classifier(cfg, tmp_path / "kd", **quiet)  # a second run reuses them
     assert (tmp_path / "kd" / "teacher_logits.pt").stat().st_mtime == mtime
     train_trail(out=tmp_path / "tree")
-    cfg.teacher = str(tmp_path / "tree" / "best.pkl")
-    with pytest.raises(EdgeError, match="teacher .*trail"):
-        train_classifier(cfg, tmp_path / "bad", **quiet)
+    for tree in (tmp_path / "tree" / "best.pkl", tmp_path / "tree"):  # the checkpoint or its run folder
+        cfg.teacher = str(tree)
+        with pytest.raises(EdgeError, match="teacher .*trail"):
+            train_classifier(cfg, tmp_path / "bad", **quiet)
     cfg.teacher, cfg.distill = str(tmp_path / "ens"), 1.5
     with pytest.raises(EdgeError, match=r"distill weight must be in \(0, 1\]"):
         train_classifier(cfg, tmp_path / "bad", **quiet)

@@ -155,6 +155,10 @@ def test_exponential_schedule_decays_per_epoch_and_resumes_where_it_was(tmp_path
     cfg.schedule = "cosine"
     with pytest.raises(EdgeError, match="unknown lr schedule"):
         train_classifier(cfg, tmp_path / "bad", log=lambda *_: None)
+    if not torch.cuda.is_available():  # refused before the data is read (this folder does not exist)
+        cfg.schedule, cfg.device = "exponential", "cuda"
+        with pytest.raises(EdgeError, match="no CUDA device"):
+            train_classifier(cfg, tmp_path / "bad", data=tmp_path / "missing", log=lambda *_: None)
 
 
 @pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
