@@ -84,7 +84,7 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
                   log: Any = None) -> dict[str, Any]:
     """Combine the best checkpoints of ``runs`` (one family, same classes and input), score the ensemble on the
     val and test splits (with and without the mirror view), save ``best.pt`` + ``metrics.json`` in ``out``."""
-    from edge.models.train_image import _predict, load_split
+    from edge.models.train_image import _predict, beyond_test, load_split
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if len(runs) < (1 if flip else 2):  # one run with flip = that network over both views
@@ -135,6 +135,16 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     if flip:
         test["without_mirror"] = {"accuracy": scores["test"][False]["accuracy"],
                                   "val_accuracy": scores["val"][False]["accuracy"]}
+    # what the members were scored on beyond the data set (other cameras, unseen backgrounds), the ensemble too
+    cfgs = [m["metrics"].get("config") or {} for m in members]
+    masks = None
+    if any(c.get("eval_backgrounds") for c in cfgs):
+        from edge.models import backgrounds as bgs
+
+        masks = bgs.cache_masks(parts["test"], imgsz, cache, f"{fam.name}-test")
+        if len(masks) != len(xs["test"][0]):
+            raise EdgeError(f"test: {len(masks)} hand masks for {len(xs['test'][0])} images")
+    test.update(beyond_test(model, *xs["test"][:2], spec, any(c.get("eval_shifts") for c in cfgs), masks, log))
     member_rows = [{"run": str(m["path"].parent), "test_accuracy": m["metrics"].get("test", {}).get("accuracy"),
                     "val_accuracy": m["metrics"].get("val", {}).get("accuracy"),
                     "seed": (m["metrics"].get("config") or {}).get("seed"), "imgsz": size,

@@ -166,3 +166,26 @@ def test_a_run_distils_an_ensemble_and_keeps_its_logits(fer_runs, tmp_path):
     assert proc.returncode != 0 and "--teacher" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_edge("train", "face", "--teacher", str(tmp_path / "ens"), "--out", str(tmp_path / "x"))
     assert proc.returncode != 0 and "only 'dlib'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not (data_root() / "tomato").exists(), reason="tomato not present")
+def test_an_ensemble_is_scored_beyond_the_data_set_like_its_members(tmp_path):
+    """Tomato runs are scored under other cameras' colour and exposure: their ensemble is too, on the same test."""
+    from edge.families import get_family
+    from edge.models import train_image as ti
+    from edge.models.ensemble import ensemble_runs
+    from edge.models.train_common import cache_images
+
+    for name, seed in (("a", 0), ("b", 1)):
+        cfg = ti.default_config("tomato-mobilenet", imgsz=24, epochs=1, batch=16, max_per_class=8, seed=seed)
+        cfg.builder_kwargs = {**cfg.builder_kwargs, "pretrained": False}
+        run = ti.train_classifier(cfg, tmp_path / name, log=lambda *_: None)
+        assert set(run["test"]["camera_shifts"]) == set(ti.CAMERA_SHIFTS)
+    m = ensemble_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ens", flip=True, log=lambda *_: None)
+    spec = get_family("tomato").input_spec(24)
+    _, parts = ti.load_split("tomato", None, lambda *_: None)
+    x, y, _ = cache_images(parts["test"], "rgb", 24, Path("runs") / "cache", "tomato-test", lambda *_: None)
+    want = ti.camera_shift_accuracy(load_model(tmp_path / "ens" / "best.pt"), x, y, spec)
+    assert m["test"]["camera_shifts"] == want and "unseen_backgrounds" not in m["test"]
+    saved = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert saved["test"]["camera_shifts"] == want
