@@ -525,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run folders (or their best.pt), two or more (one with --flip), same family and input")
     p.add_argument("--out", required=True, help="run folder for the ensemble (best.pt, metrics.json)")
     p.add_argument("--flip", action="store_true",
-                   help="also average over the mirrored input (faces, tomatoes; not ASL letters)")
+                   help="also average over the mirrored input (for runs trained with mirrored images: "
+                        "the fer, tomato and asl recipes)")
     p.add_argument("--data", help="the folder the runs were trained on, if not the shared data set")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", action="store_true")

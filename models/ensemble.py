@@ -2,11 +2,12 @@
 
 Averaging logits (not probabilities) keeps the output a logit vector, so the runtime's softmax, ``edge
 calibrate``'s temperature and int8 export work as for a single network; it equals the normalised geometric mean
-of the members' probabilities. ``flip`` also averages over the horizontally mirrored input (faces, hands-free
-classes: not for letters whose mirror image is another sign); one run with ``flip`` is that network over both
-views. Members may take different input sizes: the
-ensemble takes the largest and resizes (bilinear) for the others inside the graph. It is an ordinary ``nn.Module``
-built from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish`` take it as they are.
+of the members' probabilities. ``flip`` also averages over the horizontally mirrored input: for members trained with
+mirrored images (the recipes' flip augmentation: faces, tomatoes, and ASL, where the mirror image is the same letter
+signed with the other hand); one run with ``flip`` is that network over both views. Members may take different
+input sizes: the ensemble takes the largest and resizes (bilinear) for the others inside the graph. It is an
+ordinary ``nn.Module`` built from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish``
+take it as they are.
 """
 
 from __future__ import annotations
