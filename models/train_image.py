@@ -321,6 +321,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                 sched.step()
         best_state = st["best_state"]
         gen.set_state(st["gen"])
+        if history:  # wall time counts the earlier part too
+            timer.t0 -= history[-1]["minutes"] * 60
         log(f"resumed at epoch {start}")
     for epoch in range(start, cfg.epochs):
         model.train()

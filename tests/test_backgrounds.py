@@ -93,6 +93,20 @@ def test_asl_trains_with_backgrounds_and_scores_unseen_ones(tmp_path):
         assert "test on unseen backgrounds skipped" in proc.stderr
     else:
         assert unseen["images"] == metrics["data"]["test"] and 0 <= unseen["accuracy"] <= 1
+    # an ensemble of such runs is scored on the unseen backgrounds too (the members' hand masks, the same pictures)
+    proc = run_edge("train", "asl", "--data", str(tmp_path / "data"), "--imgsz", "32", "--epochs", "1",
+                    "--batch", "8", "--backgrounds", "1", "--seed", "1", "--out", str(tmp_path / "run1"),
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_edge("ensemble", str(tmp_path / "run"), str(tmp_path / "run1"), "--flip", "--data",
+                    str(tmp_path / "data"), "--out", str(tmp_path / "ens"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ens = json.loads((tmp_path / "ens" / "metrics.json").read_text())["test"]
+    if unseen is None:
+        assert "test on unseen backgrounds skipped" in proc.stderr
+    else:
+        assert ens["unseen_backgrounds"]["images"] == unseen["images"]
+        assert ens["unseen_backgrounds"]["sources"] == unseen["sources"]
     for bad in ("1.5", "-0.1"):
         r = run_edge("train", "asl", "--backgrounds", bad)
         assert r.returncode != 0 and "probability in [0, 1]" in r.stderr

@@ -128,10 +128,15 @@ def test_resume_continues_from_last_epoch(tmp_path):
     cfg = default_config("fer", imgsz=24, epochs=1, batch=32, max_per_class=10)
     cfg.builder_kwargs = {"pretrained": False}
     train_classifier(cfg, tmp_path, log=lambda *_: None)
+    # the wall time goes on from where the first part ended (as if it had taken 50 minutes)
+    st = torch.load(tmp_path / "last.pt", weights_only=False)
+    st["history"][-1]["minutes"] = 50.0
+    torch.save(st, tmp_path / "last.pt")
     cfg.epochs = 2
     logs = []
     m = train_classifier(cfg, tmp_path, resume=True, log=logs.append)
     assert any("resumed at epoch 1" in x for x in logs) and len(m["history"]) == 2
+    assert m["history"][1]["minutes"] >= 50 and m["wall_minutes"] >= 50
 
 
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
