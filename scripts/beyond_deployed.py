@@ -1,0 +1,68 @@
+"""Deployed artifacts (through ``edge.runtime``) on the "beyond this data set" tests that training reports.
+
+    python scripts/beyond_deployed.py models/zoo/tomato/tomato.int8.onnx artifacts/tomato/tomato.int8.onnx
+
+tomato (colour families): val and test as they are and under ``CAMERA_SHIFTS``, with the mean of the four;
+asl: test as it is and with the hands on the held-out backgrounds (the same pictures as training's score).
+How the zoo's tomato and ASL ensembles were chosen over the single models (NOTES, session i).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge import runtime
+from edge.data import split_family
+from edge.families import get_family
+from edge.models import backgrounds as bgs
+from edge.models.augment import color_shift
+from edge.models.train_common import cache_images
+from edge.models.train_image import CAMERA_SHIFTS, _normalise
+
+CACHE = Path("runs") / "cache"
+
+
+def _accuracy(model: runtime.Model, x: np.ndarray, y: np.ndarray, spec) -> float:
+    xn = _normalise(torch.from_numpy(x).float() / 255.0, spec).numpy().astype(np.float32)
+    out = np.concatenate([model.predict(xn[i : i + 32]) for i in range(0, len(xn), 32)])
+    return float((out.argmax(1) == y).mean())
+
+
+def camera_rows(model: runtime.Model, family: str, size: int) -> str:
+    spec = get_family(family).input_spec(size)
+    parts = split_family(family).parts
+    row = []
+    for k in ("val", "test"):
+        x, y, _ = cache_images(parts[k], spec.color, size, CACHE, f"{family}-{k}", lambda *_: None)
+        accs = []
+        for gains in [(1.0, 1.0, 1.0), *CAMERA_SHIFTS.values()]:
+            xs = color_shift(torch.from_numpy(x).float() / 255.0, torch.tensor([gains] * len(x)))
+            accs.append(_accuracy(model, (xs * 255 + 0.5).to(torch.uint8).numpy(), y, spec))
+        row.append(f"{k}: " + " / ".join(f"{a:.4f}" for a in accs) + f" (mean {np.mean(accs):.4f})")
+    return "as is / " + " / ".join(CAMERA_SHIFTS) + " | " + " | ".join(row)
+
+
+def background_row(model: runtime.Model, family: str, size: int) -> str:
+    spec = get_family(family).input_spec(size)
+    test = split_family(family).parts["test"]
+    x, y, _ = cache_images(test, spec.color, size, CACHE, f"{family}-test", lambda *_: None)
+    masks = bgs.cache_masks(test, size, CACHE, f"{family}-test")
+    held = bgs.background_pool(size, spec.color, bgs.HELDOUT_SOURCES, seed=1)
+    xo = bgs.composite(x, masks, held, np.random.default_rng(1))  # as training's unseen_background_accuracy
+    return f"test {_accuracy(model, x, y, spec):.4f}, unseen backgrounds {_accuracy(model, xo, y, spec):.4f}"
+
+
+def main(paths: list[str]) -> None:
+    for p in paths:
+        model = runtime.load(Path(p))
+        fam, size = model.manifest.family, int(model.manifest.input.shape[-1])
+        row = background_row(model, fam, size) if fam == "asl" else camera_rows(model, fam, size)
+        print(f"{p}: {row}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
