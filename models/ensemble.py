@@ -106,6 +106,12 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     sources = {tuple((m["metrics"].get("data") or {}).get(k) for k in ("source", "val", "test")) for m in members}
     if len(sources) > 1:
         raise EdgeError(f"the runs were trained and scored on different data: {sorted(map(str, sources))}")
+    if flip:  # the mirror view is a picture the member never saw unless it trained on mirrored images
+        unmirrored = [str(m["path"].parent) for m in members
+                      if ((m["metrics"].get("config") or {}).get("augment") or {}).get("flip") is False]
+        if unmirrored:
+            raise EdgeError(f"--flip: {', '.join(unmirrored)} trained without mirrored images (e.g. the B4 recipe), "
+                            "so the mirror view would be new to it; leave --flip out")
     sizes = [int(m["payload"]["meta"]["input"]["shape"][-1]) for m in members]
     spec = fam.input_spec(max(sizes))  # the largest; the others are resized inside the graph
     classes, parts = load_split(fam.name, data, log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -110,6 +111,14 @@ def test_ensemble_refuses_runs_that_do_not_fit(fer_runs, tmp_path):
         ensemble_runs([fer_runs / "a"], tmp_path / "x", **quiet)
     with pytest.raises(EdgeError, match="not found"):
         ensemble_runs([fer_runs / "a", tmp_path / "missing"], tmp_path / "x", **quiet)
+    from edge.models.train_image import default_config, train_classifier
+
+    cfg = default_config("fer", imgsz=24, epochs=1, batch=32, max_per_class=12, seed=3)
+    cfg.builder_kwargs, cfg.augment = {"pretrained": False}, dataclasses.replace(cfg.augment, flip=False)
+    train_classifier(cfg, tmp_path / "unmirrored", **quiet)
+    with pytest.raises(EdgeError, match="unmirrored trained without mirrored images"):
+        ensemble_runs([fer_runs / "a", tmp_path / "unmirrored"], tmp_path / "x", flip=True, **quiet)
+    ensemble_runs([fer_runs / "a", tmp_path / "unmirrored"], tmp_path / "y", **quiet)  # without the mirror: fine
     assert not (tmp_path / "x").exists()
     proc = run_edge("ensemble", str(fer_runs / "a"), str(tmp_path / "missing"), "--out", str(tmp_path / "x"))
     assert proc.returncode != 0 and "not found" in proc.stderr and "Traceback" not in proc.stderr
