@@ -91,9 +91,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "eval_backgrounds": True, "builder_kwargs": {"stochastic_depth": 0.0},
             "augment": AugmentConfig(rotate_deg=0.0, scale=(1.0, 1.0), shift=0.0, shear=0.0, flip=False,
                                      brightness=0.0, contrast=0.0, gamma=0.0, blur_p=0.0, noise_std=0.0)},
-    # no early stop: with pasted backgrounds val swings by 5-10 points while the one-cycle lr is high, and runs that
-    # stopped at epoch 11 ended 10-20 points behind (seed 1 stopped at epoch 10: val 0.874, test 0.830, unseen
-    # backgrounds 0.618; resumed to 20: 0.969 / 0.967 / 0.843)
+    # no early stop: with pasted backgrounds val swings by 5-10 points while the one-cycle lr is high, and the two
+    # runs that stopped early ended 11-14 points behind on test, 22-23 on unseen backgrounds (seed 1 stopped at
+    # epoch 10: val 0.874, test 0.830, unseen backgrounds 0.618; resumed to 20: 0.969 / 0.967 / 0.843)
     "asl-mobilenet": {"imgsz": 96, "epochs": 20, "batch": 32, "lr": 1e-3, "eval_backgrounds": True,
                       "backgrounds": 0.5, "patience": 20,
                       "builder": "edge.models.stn:stn_mobilenet_v2",
