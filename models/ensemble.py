@@ -25,7 +25,7 @@ from torch import nn
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint, save_checkpoint
-from edge.models.train_common import Timer, cache_images, classification_report, hardware, plot_confusion
+from edge.models.train_common import CACHE_DIR, Timer, cache_images, classification_report, hardware, plot_confusion
 
 
 class LogitMean(nn.Module):
@@ -85,7 +85,7 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
                   log: Any = None) -> dict[str, Any]:
     """Combine the best checkpoints of ``runs`` (one family, same classes and input), score the ensemble on the
     val and test splits (with and without the mirror view), save ``best.pt`` + ``metrics.json`` in ``out``."""
-    from edge.models.train_image import _predict, beyond_test, load_split
+    from edge.models.train_image import _predict, beyond_test, hand_masks, load_split
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if len(runs) < (1 if flip else 2):  # one run with flip = that network over both views
@@ -106,9 +106,10 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     sources = {tuple((m["metrics"].get("data") or {}).get(k) for k in ("source", "val", "test")) for m in members}
     if len(sources) > 1:
         raise EdgeError(f"the runs were trained and scored on different data: {sorted(map(str, sources))}")
+    cfgs = [m["metrics"].get("config") or {} for m in members]
     if flip:  # the mirror view is a picture the member never saw unless it trained on mirrored images
-        unmirrored = [str(m["path"].parent) for m in members
-                      if ((m["metrics"].get("config") or {}).get("augment") or {}).get("flip") is False]
+        unmirrored = [str(m["path"].parent) for m, c in zip(members, cfgs)
+                      if (c.get("augment") or {}).get("flip") is False]
         if unmirrored:
             raise EdgeError(f"--flip: {', '.join(unmirrored)} trained without mirrored images (e.g. the B4 recipe), "
                             "so the mirror view would be new to it; leave --flip out")
@@ -118,8 +119,7 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     if classes != first["meta"]["classes"]:
         raise EdgeError(f"the data's classes {classes} are not the checkpoints' {first['meta']['classes']}")
     imgsz = spec.shape[-1]
-    cache = Path("runs") / "cache"
-    xs = {k: cache_images(parts[k], spec.color, imgsz, cache, f"{fam.name}-{k}", log) for k in ("val", "test")}
+    xs = {k: cache_images(parts[k], spec.color, imgsz, CACHE_DIR, f"{fam.name}-{k}", log) for k in ("val", "test")}
     kwargs = {"members": [{"builder": m["payload"].get("builder") or fam.builder,
                            "builder_kwargs": m["payload"].get("builder_kwargs", {}),
                            "imgsz": None if size == imgsz else size} for m, size in zip(members, sizes)],
@@ -143,22 +143,17 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         test["without_mirror"] = {"accuracy": scores["test"][False]["accuracy"],
                                   "val_accuracy": scores["val"][False]["accuracy"]}
     # what the members were scored on beyond the data set (other cameras, unseen backgrounds), the ensemble too
-    cfgs = [m["metrics"].get("config") or {} for m in members]
     masks = None
     if any(c.get("eval_backgrounds") for c in cfgs):
-        from edge.models import backgrounds as bgs
-
-        masks = bgs.cache_masks(parts["test"], imgsz, cache, f"{fam.name}-test")
-        if len(masks) != len(xs["test"][0]):
-            raise EdgeError(f"test: {len(masks)} hand masks for {len(xs['test'][0])} images")
+        masks = hand_masks({"test": parts["test"]}, imgsz, fam.name, xs)["test"]
     test.update(beyond_test(model, *xs["test"][:2], spec, any(c.get("eval_shifts") for c in cfgs), masks, log))
     member_rows = [{"run": str(m["path"].parent), "test_accuracy": m["metrics"].get("test", {}).get("accuracy"),
                     "val_accuracy": m["metrics"].get("val", {}).get("accuracy"),
-                    "seed": (m["metrics"].get("config") or {}).get("seed"), "imgsz": size,
+                    "seed": c.get("seed"), "imgsz": size,
                     "epochs": len(m["metrics"].get("history") or []),
-                    "wall_minutes": m["metrics"].get("wall_minutes")} for m, size in zip(members, sizes)]
+                    "wall_minutes": m["metrics"].get("wall_minutes")} for m, c, size in zip(members, cfgs, sizes)]
     trained = sum(r["wall_minutes"] or 0 for r in member_rows)
-    cfg0 = members[0]["metrics"].get("config") or {}
+    cfg0 = cfgs[0]
     metrics = {
         "family": fam.name, "val": val, "test": test, "history": [], "members": member_rows,
         "wall_minutes": round(trained + timer.minutes, 2),

@@ -24,6 +24,10 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+# decoded images and hand masks, shared by every run (keyed by file list, colour and size)
+CACHE_DIR = Path("runs") / "cache"
+
+
 def cache_images(samples: list[Sample], color: str, size: int, cache_dir: Path, tag: str,
                  log: Any = print) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Decode once into uint8 (N, C, size, size); unreadable files are skipped and counted."""

@@ -23,7 +23,7 @@ from edge.families import get_family
 from edge.models.augment import AugmentConfig, augment
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.siamese import contrastive_loss
-from edge.models.train_common import Timer, cache_images, data_hash, hardware, plot_roc, seed_everything
+from edge.models.train_common import CACHE_DIR, Timer, cache_images, data_hash, hardware, plot_roc, seed_everything
 
 
 @dataclass
@@ -136,9 +136,8 @@ def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
             log(f"distill data {part}: {skipped}")
     order = np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.distill_images]
     chosen = [samples[i] for i in sorted(order)]
-    cache = Path("runs") / "cache"
-    xd, _, _ = cache_images(chosen, "gray", cfg.imgsz, cache, "distill", log)
-    td = teacher_embeddings(xd, cfg.teacher or "", cache, log)
+    xd, _, _ = cache_images(chosen, "gray", cfg.imgsz, CACHE_DIR, "distill", log)
+    td = teacher_embeddings(xd, cfg.teacher or "", CACHE_DIR, log)
     # dlib's vectors sit in a narrow cone (two strangers: cosine 0.85 on average); centred on these faces they
     # spread (strangers about 0, as the contrastive margin wants) while Euclidean distances stay as they were
     td = td - td.mean(axis=0, keepdims=True)
@@ -172,7 +171,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         split = split_family("face")
     else:
         raise EdgeError(f"unknown face protocol '{cfg.protocol}': identities or paper")
-    xs = {k: cache_images(v, "gray", cfg.imgsz, Path("runs") / "cache", f"face-{k}", log)
+    xs = {k: cache_images(v, "gray", cfg.imgsz, CACHE_DIR, f"face-{k}", log)
           for k, v in split.parts.items()}
     xtr, ytr, _ = xs["train"]
     people = np.unique(ytr)

@@ -20,6 +20,7 @@ from edge.manifest import InputSpec
 from edge.models.augment import AugmentConfig, augment
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.train_common import (
+    CACHE_DIR,
     Timer,
     cache_images,
     classification_report,
@@ -111,28 +112,49 @@ CAMERA_SHIFTS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def camera_shift_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, spec: InputSpec) -> dict[str, float]:
-    """Top-1 accuracy on uint8 RGB (N, 3, H, W) test images under each of CAMERA_SHIFTS."""
+def camera_shifted(x: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """uint8 RGB (N, 3, H, W) images as a camera with these RGB gains (white balance, exposure) would give them."""
     from edge.models.augment import color_shift
 
-    out = {}
-    for name, gains in CAMERA_SHIFTS.items():
-        xs = color_shift(torch.from_numpy(x).float() / 255.0, torch.tensor([gains] * len(x)))
-        xs = (xs * 255 + 0.5).to(torch.uint8).numpy()
-        out[name] = round(float((_predict(model, xs, spec).argmax(1) == y).mean()), 4)
-    return out
+    xs = color_shift(torch.from_numpy(x).float() / 255.0, torch.tensor([gains] * len(x)))
+    return (xs * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def camera_shift_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, spec: InputSpec) -> dict[str, float]:
+    """Top-1 accuracy on uint8 RGB (N, 3, H, W) test images under each of CAMERA_SHIFTS."""
+    return {name: round(float((_predict(model, camera_shifted(x, gains), spec).argmax(1) == y).mean()), 4)
+            for name, gains in CAMERA_SHIFTS.items()}
+
+
+def on_unseen_backgrounds(x: np.ndarray, masks: np.ndarray, color: str) -> np.ndarray:
+    """The hands of ``x`` on backgrounds from sources training never uses (fixed seeds: the same pictures for every
+    run and every artifact)."""
+    from edge.models import backgrounds as bgs
+
+    held = bgs.background_pool(x.shape[-1], color, bgs.HELDOUT_SOURCES, seed=1)
+    return bgs.composite(x, masks, held, np.random.default_rng(1))
 
 
 def unseen_background_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, masks: np.ndarray,
                                spec: InputSpec) -> dict[str, Any]:
-    """Top-1 accuracy with the test hands on backgrounds from sources training never uses (fixed seeds, so every
-    run is scored on the same pictures)."""
+    """Top-1 accuracy with the test hands on backgrounds from sources training never uses."""
     from edge.models import backgrounds as bgs
 
-    held = bgs.background_pool(x.shape[-1], spec.color, bgs.HELDOUT_SOURCES, seed=1)
-    xo = bgs.composite(x, masks, held, np.random.default_rng(1))
+    xo = on_unseen_backgrounds(x, masks, spec.color)
     return {"accuracy": round(float((_predict(model, xo, spec).argmax(1) == y).mean()), 4),
             "sources": list(bgs.HELDOUT_SOURCES), "images": len(xo)}
+
+
+def hand_masks(parts: dict[str, list[Any]], size: int, family: str,
+               xs: dict[str, tuple[np.ndarray, np.ndarray, Any]]) -> dict[str, np.ndarray]:
+    """The cached hand masks of each split, checked to line up with its decoded images ``xs``."""
+    from edge.models import backgrounds as bgs
+
+    masks = {k: bgs.cache_masks(v, size, CACHE_DIR, f"{family}-{k}") for k, v in parts.items()}
+    for k, m in masks.items():
+        if len(m) != len(xs[k][0]):
+            raise EdgeError(f"{k}: {len(m)} hand masks for {len(xs[k][0])} images")
+    return masks
 
 
 def beyond_test(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, spec: InputSpec, shifts: bool,
@@ -229,7 +251,7 @@ def teacher_logits(cfg: TrainConfig, samples: list[Any], classes: list[str], out
         if st.get("key") == key:
             return st["logits"]
     spec = get_family(cfg.family).input_spec(int(payload["meta"]["input"]["shape"][-1]))  # the teacher's own size
-    x, y, _ = cache_images(samples, spec.color, spec.shape[-1], Path("runs") / "cache", f"{cfg.family}-train", log)
+    x, y, _ = cache_images(samples, spec.color, spec.shape[-1], CACHE_DIR, f"{cfg.family}-train", log)
     teacher = model_from_payload(payload, path)
     log(f"teacher {path}: scoring {len(x)} training images")
     logits = torch.from_numpy(_predict(teacher, x, spec, batch=32)).float()
@@ -265,8 +287,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     for c, n in zip(classes, counts):
         if n < 2:
             log(f"warning: class '{c}' has {n} training image(s)")
-    cache = Path("runs") / "cache"
-    xs = {k: cache_images(v, spec.color, cfg.imgsz, cache, f"{cfg.family}-{k}", log) for k, v in parts.items()}
+    xs = {k: cache_images(v, spec.color, cfg.imgsz, CACHE_DIR, f"{cfg.family}-{k}", log) for k, v in parts.items()}
     xtr, ytr, _ = xs["train"]
     soft = None
     if cfg.teacher:
@@ -277,10 +298,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     if cfg.backgrounds > 0 or cfg.eval_backgrounds:
         from edge.models import backgrounds as bgs
 
-        masks = {k: bgs.cache_masks(v, cfg.imgsz, cache, f"{cfg.family}-{k}") for k, v in parts.items()}
-        for k in masks:
-            if len(masks[k]) != len(xs[k][0]):
-                raise EdgeError(f"{k}: {len(masks[k])} hand masks for {len(xs[k][0])} images")
+        masks = hand_masks(parts, cfg.imgsz, cfg.family, xs)
         if cfg.backgrounds > 0:
             pool = bgs.background_pool(cfg.imgsz, spec.color, bgs.TRAIN_SOURCES, seed=cfg.seed)
             log(f"backgrounds: p {cfg.backgrounds}, {len(pool)} from {', '.join(bgs.TRAIN_SOURCES)}")

@@ -18,12 +18,8 @@ import torch
 from edge import runtime
 from edge.data import split_family
 from edge.families import get_family
-from edge.models import backgrounds as bgs
-from edge.models.augment import color_shift
-from edge.models.train_common import cache_images
-from edge.models.train_image import CAMERA_SHIFTS, _normalise
-
-CACHE = Path("runs") / "cache"
+from edge.models.train_common import CACHE_DIR, cache_images
+from edge.models.train_image import CAMERA_SHIFTS, _normalise, camera_shifted, hand_masks, on_unseen_backgrounds
 
 
 def _accuracy(model: runtime.Model, x: np.ndarray, y: np.ndarray, spec) -> float:
@@ -37,22 +33,19 @@ def camera_rows(model: runtime.Model, family: str, size: int) -> str:
     parts = split_family(family).parts
     row = []
     for k in ("val", "test"):
-        x, y, _ = cache_images(parts[k], spec.color, size, CACHE, f"{family}-{k}", lambda *_: None)
-        accs = []
-        for gains in [(1.0, 1.0, 1.0), *CAMERA_SHIFTS.values()]:
-            xs = color_shift(torch.from_numpy(x).float() / 255.0, torch.tensor([gains] * len(x)))
-            accs.append(_accuracy(model, (xs * 255 + 0.5).to(torch.uint8).numpy(), y, spec))
+        x, y, _ = cache_images(parts[k], spec.color, size, CACHE_DIR, f"{family}-{k}", lambda *_: None)
+        accs = [_accuracy(model, x, y, spec)]
+        accs += [_accuracy(model, camera_shifted(x, gains), y, spec) for gains in CAMERA_SHIFTS.values()]
         row.append(f"{k}: " + " / ".join(f"{a:.4f}" for a in accs) + f" (mean {np.mean(accs):.4f})")
     return "as is / " + " / ".join(CAMERA_SHIFTS) + " | " + " | ".join(row)
 
 
 def background_row(model: runtime.Model, family: str, size: int) -> str:
     spec = get_family(family).input_spec(size)
-    test = split_family(family).parts["test"]
-    x, y, _ = cache_images(test, spec.color, size, CACHE, f"{family}-test", lambda *_: None)
-    masks = bgs.cache_masks(test, size, CACHE, f"{family}-test")
-    held = bgs.background_pool(size, spec.color, bgs.HELDOUT_SOURCES, seed=1)
-    xo = bgs.composite(x, masks, held, np.random.default_rng(1))  # as training's unseen_background_accuracy
+    test = {"test": split_family(family).parts["test"]}
+    xs = {"test": cache_images(test["test"], spec.color, size, CACHE_DIR, f"{family}-test", lambda *_: None)}
+    x, y, _ = xs["test"]
+    xo = on_unseen_backgrounds(x, hand_masks(test, size, family, xs)["test"], spec.color)
     return f"test {_accuracy(model, x, y, spec):.4f}, unseen backgrounds {_accuracy(model, xo, y, spec):.4f}"
 
 
