@@ -502,8 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="asl: paste the hands on other backgrounds (procedural, tomato, FER faces) with probability "
                         "P (default: 0.5 with --arch mobilenet, 0 = the plain frames for the from-scratch B4)")
     p.add_argument("--teacher",
-                   help="fer, tomato, asl: a trained run or checkpoint of the family (e.g. an `edge ensemble`) to "
-                        "distil: its softened outputs on the training images become a second target; face --arch "
+                   help="fer, tomato, asl: a trained run or checkpoint of the family (e.g. an `edge ensemble`), or a "
+                        "deployed artifact with its manifest (e.g. models/zoo/fer/fer.int8.onnx) to distil: its "
+                        "softened outputs on the training images become a second target; face --arch "
                         "mobilenet: 'dlib' = also distil dlib's ResNet vectors on FER2013's faces (needs edge[attend])")
     p.add_argument("--distill", type=float, help="with a run as --teacher: weight of the teacher's target in (0, 1] "
                                                  "(default 0.7; the labels get the rest)")

@@ -198,7 +198,8 @@ def _predict(model: torch.nn.Module, x: np.ndarray, spec: InputSpec, batch: int 
     with torch.inference_mode():
         for i in range(0, len(x), batch):
             xb = torch.from_numpy(x[i : i + batch]).float() / 255.0
-            outs.append(model(_normalise(xb, spec).to(dev)).float().cpu().numpy())
+            xb = _normalise(xb, spec).to(dev).contiguous(memory_format=torch.channels_last)
+            outs.append(model(xb).float().cpu().numpy())
     return np.concatenate(outs)
 
 
@@ -235,14 +236,26 @@ def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, t: float) -> 
                     reduction="batchmean") * t * t
 
 
+# a deployed artifact (its manifest beside it) can teach too: the zoo's model distils without the runs behind it
+ARTIFACT_TEACHERS = (".onnx", ".tflite", ".json")
+
+
 def teacher_logits(cfg: TrainConfig, samples: list[Any], classes: list[str], out: Path, log: Any) -> torch.Tensor:
     """The teacher's logits on the (un-augmented) training images, computed once and kept in ``out``."""
     from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint
 
     path = run_checkpoint(Path(cfg.teacher or ""))
-    payload = read_checkpoint(path)
-    if payload["family"] != cfg.family or payload["meta"].get("classes") != classes or "state_dict" not in payload:
-        raise EdgeError(f"teacher {path}: a {payload['family']} model with classes {payload['meta'].get('classes')}; "
+    if path.suffix in ARTIFACT_TEACHERS:
+        from edge import runtime
+
+        teacher = runtime.load(path, threads=cfg.threads or 1)
+        man = teacher.manifest
+        family, their_classes, ok = man.family, man.classes, man.task == "classify"
+    else:
+        payload = read_checkpoint(path)
+        family, their_classes, ok = payload["family"], payload["meta"].get("classes"), "state_dict" in payload
+    if family != cfg.family or their_classes != classes or not ok:
+        raise EdgeError(f"teacher {path}: a {family} model with classes {their_classes}; "
                         f"this run is {cfg.family} with {classes}")
     key = {"teacher": str(path.resolve()), "mtime": path.stat().st_mtime, "hash": data_hash(samples)}
     kept = out / "teacher_logits.pt"
@@ -250,11 +263,17 @@ def teacher_logits(cfg: TrainConfig, samples: list[Any], classes: list[str], out
         st = torch.load(kept, map_location="cpu")
         if st.get("key") == key:
             return st["logits"]
-    spec = get_family(cfg.family).input_spec(int(payload["meta"]["input"]["shape"][-1]))  # the teacher's own size
-    x, y, _ = cache_images(samples, spec.color, spec.shape[-1], CACHE_DIR, f"{cfg.family}-train", log)
-    teacher = model_from_payload(payload, path)
-    log(f"teacher {path}: scoring {len(x)} training images")
-    logits = torch.from_numpy(_predict(teacher, x, spec, batch=32)).float()
+    log(f"teacher {path}: scoring {len(samples)} training images")
+    if path.suffix in ARTIFACT_TEACHERS:  # the runtime's own preprocessing, as the artifact is deployed
+        from edge.data import load_batch
+
+        xn, y, _ = load_batch(samples, teacher.manifest.input)
+        logits = torch.from_numpy(np.concatenate([teacher.predict(xn[i : i + 32]) for i in range(0, len(xn), 32)]))
+    else:
+        spec = get_family(cfg.family).input_spec(int(payload["meta"]["input"]["shape"][-1]))  # the teacher's size
+        x, y, _ = cache_images(samples, spec.color, spec.shape[-1], CACHE_DIR, f"{cfg.family}-train", log)
+        logits = torch.from_numpy(_predict(model_from_payload(payload, path), x, spec, batch=32))
+    logits = logits.float()
     log(f"teacher accuracy on the training images: {float((logits.argmax(1).numpy() == y).mean()):.4f}")
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"key": key, "logits": logits}, kept)
@@ -312,7 +331,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         if fam.channels == 1:
             kwargs.setdefault("in_channels", 1)
     dev = torch.device(cfg.device)
-    model = build(fam, builder=cfg.builder, **kwargs).to(dev)
+    # channels-last: oneDNN's convolutions run 1.6-1.7x faster on the CPU this way (MobileNetV2, 96-112 px)
+    model = build(fam, builder=cfg.builder, **kwargs).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(xtr) // cfg.batch)
     if cfg.schedule == "exponential":  # closed form per batch, so resuming fast-forwards it like the one-cycle
@@ -355,7 +375,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                 xn = bgs.composite(xn, masks["train"][idx.numpy()], pool, np_rng, cfg.backgrounds,
                                     fg_gain=(0.6, 1.15))
             xb = torch.from_numpy(xn).float() / 255.0
-            xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev)
+            xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev).contiguous(memory_format=torch.channels_last)
             yb = torch.from_numpy(ytr[idx.numpy()]).to(dev)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing)
@@ -386,7 +406,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             log(f"early stop: val accuracy has not improved for {cfg.patience} epochs")
             break
     model.load_state_dict(best_state)
-    model = model.cpu()
+    model = model.cpu().to(memory_format=torch.contiguous_format)  # checkpoints hold plain tensors
     xt, yt, _ = xs["test"]
     test = classification_report(yt, _predict(model, xt, spec).argmax(1), classes)
     val = classification_report(xs["val"][1], _predict(model, xs["val"][0], spec).argmax(1), classes)

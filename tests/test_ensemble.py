@@ -198,3 +198,25 @@ def test_an_ensemble_is_scored_beyond_the_data_set_like_its_members(tmp_path):
     assert m["test"]["camera_shifts"] == want and "unseen_backgrounds" not in m["test"]
     saved = json.loads((tmp_path / "ens" / "metrics.json").read_text())
     assert saved["test"]["camera_shifts"] == want
+
+
+def test_a_deployed_artifact_teaches_through_the_runtime(tmp_path):
+    """The zoo's int8 model distils without the runs behind it: its logits, as the runtime gives them, are kept."""
+    from edge.data import load_batch
+    from edge.models.train_image import cap_per_class, default_config, load_split, train_classifier
+
+    zoo = Path("models/zoo")
+    quiet = {"log": lambda *_: None}
+    cfg = default_config("fer", imgsz=24, epochs=1, batch=32, max_per_class=6, seed=0)
+    cfg.builder_kwargs, cfg.teacher = {"pretrained": False}, str(zoo / "fer" / "fer.int8.onnx")
+    m = train_classifier(cfg, tmp_path / "kd", **quiet)
+    assert np.isfinite(m["history"][0]["loss"])
+    kept = torch.load(tmp_path / "kd" / "teacher_logits.pt")["logits"].numpy()
+    _, parts = load_split("fer", None, lambda *_: None)
+    teacher = runtime.load(zoo / "fer" / "fer.int8.onnx")
+    x, y, _ = load_batch(cap_per_class(parts["train"], 7, 6, 0), teacher.manifest.input)
+    assert kept.shape == (42, 7) and np.allclose(kept, teacher.predict(x), atol=1e-5)  # in the training order
+    assert (kept.argmax(1) == y).mean() > 0.5  # a trained teacher, not noise
+    cfg.teacher = str(zoo / "tomato" / "tomato.int8.onnx.json")  # the manifest names the artifact too
+    with pytest.raises(EdgeError, match="teacher .*a tomato model"):
+        train_classifier(cfg, tmp_path / "bad", **quiet)

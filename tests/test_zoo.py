@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge import runtime
+from edge.data import data_root
 from edge.manifest import read_manifest
 
 ZOO = Path(__file__).resolve().parents[1] / "models" / "zoo"
@@ -42,3 +43,24 @@ def test_cards_exist_next_to_the_zoo(family):
     card = ZOO.parent / "cards" / f"{family}.md"
     text = card.read_text()
     assert "paper" in text.lower() and "Command:" in text and "After export" in text
+
+
+@pytest.mark.skipif(not (data_root() / "tomato").exists(), reason="tomato not present")
+def test_beyond_deployed_scores_the_artifact_as_the_benchmark_does():
+    """scripts/beyond_deployed.py (how the tomato and ASL ensembles were chosen): its "as is" test accuracy is the
+    benchmark's accuracy of the same artifact, and the camera shifts cost the zoo model something."""
+    import re
+    import subprocess
+    import sys
+
+    from edge.bench.accuracy import evaluate
+
+    art = ZOO / "tomato" / "tomato.int8.onnx"
+    proc = subprocess.run([sys.executable, "scripts/beyond_deployed.py", str(art)], capture_output=True, text=True,
+                          cwd=ZOO.parents[1], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    test = re.search(r"test: ([0-9.]+) / ([0-9.]+) / ([0-9.]+) / ([0-9.]+) \(mean ([0-9.]+)\)", proc.stdout)
+    assert test, proc.stdout
+    as_is, *shifted, mean = (float(v) for v in test.groups())
+    assert as_is == evaluate(runtime.load(art))["value"]
+    assert min(shifted) < as_is and mean == pytest.approx((as_is + sum(shifted)) / 4, abs=1e-4)
