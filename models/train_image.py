@@ -394,9 +394,9 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         history.append({"epoch": epoch + 1, "loss": round(total / max(seen, 1), 4), "val_acc": round(val_acc, 4),
                         "minutes": timer.minutes})
         log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val acc {val_acc:.4f}  ({timer.minutes} min)")
-        if val_acc > best_acc:
-            best_acc, stale = val_acc, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if val_acc >= best_acc:  # a tie keeps the later, longer-trained weights (small val sets saturate early)
+            stale = 0 if val_acc > best_acc else stale + 1
+            best_acc, best_state = val_acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
