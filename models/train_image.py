@@ -331,7 +331,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         if fam.channels == 1:
             kwargs.setdefault("in_channels", 1)
     dev = torch.device(cfg.device)
-    # channels-last: oneDNN's convolutions run 1.6-1.7x faster on the CPU this way (MobileNetV2, 96-112 px)
+    # channels-last: 1.4-1.8x faster training steps on this CPU (docs/bench/train-step-x86-2core.md)
     model = build(fam, builder=cfg.builder, **kwargs).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(xtr) // cfg.batch)
