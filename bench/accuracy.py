@@ -23,7 +23,7 @@ def evaluate(model: Any, batch: int = 32) -> dict[str, Any] | None:
         return None
     samples = split["test"]
     x, y, bad = load_batch(samples, man.input)
-    outs = np.concatenate([model.predict(x[i : i + batch]) for i in range(0, len(x), batch)])
+    outs = model.predict_all(x, batch)
     if man.task == "classify":
         return {"metric": "top1", "value": round(float((outs.argmax(1) == y).mean()), 4), "n": int(len(y)),
                 "unreadable": bad}

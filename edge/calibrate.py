@@ -61,7 +61,7 @@ def _logits(model: Any, split: str, batch: int = 64) -> tuple[np.ndarray, np.nda
     from edge.data import load_batch, split_family
 
     x, y, _ = load_batch(split_family(model.manifest.family)[split], model.manifest.input)
-    return np.concatenate([model.predict(x[i : i + batch]) for i in range(0, len(x), batch)]), y
+    return model.predict_all(x, batch), y
 
 
 def calibrate(artifact: Path | str, threads: int = 1, write: bool = True) -> dict[str, Any]:

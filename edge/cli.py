@@ -504,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher",
                    help="fer, tomato, asl: a trained run or checkpoint of the family (e.g. an `edge ensemble`), or a "
                         "deployed artifact with its manifest (e.g. models/zoo/fer/fer.int8.onnx) to distil: its "
-                        "softened outputs on the training images become a second target; face --arch "
+                        "softened outputs on the training images become a second target; several, comma-separated, "
+                        "teach as one (their logits averaged); face --arch "
                         "mobilenet: 'dlib' = also distil dlib's ResNet vectors on FER2013's faces (needs edge[attend])")
     p.add_argument("--distill", type=float, help="with a run as --teacher: weight of the teacher's target in (0, 1] "
                                                  "(default 0.7; the labels get the rest)")

@@ -51,6 +51,12 @@ class Model:
         batch = self._check(batch)
         return np.asarray(self._run(batch))
 
+    def predict_all(self, x: np.ndarray, batch: int = 32) -> np.ndarray:
+        """``predict`` over any number of inputs, ``batch`` at a time (bounded memory; same outputs in order)."""
+        if len(x) == 0:
+            raise InputError("predict_all: no inputs")
+        return np.concatenate([self.predict(x[i : i + batch]) for i in range(0, len(x), batch)])
+
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         m = self.manifest
         return f"<{type(self).__name__} {m.family}/{m.format} {self.artifact.name}>"

@@ -241,43 +241,72 @@ ARTIFACT_TEACHERS = (".onnx", ".tflite", ".json")
 
 
 def teacher_logits(cfg: TrainConfig, samples: list[Any], classes: list[str], out: Path, log: Any) -> torch.Tensor:
-    """The teacher's logits on the (un-augmented) training images, computed once and kept in ``out``."""
-    from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint
+    """The teacher's logits on the (un-augmented) training images, computed once and kept in ``out``.
 
-    path = run_checkpoint(Path(cfg.teacher or ""))
-    if path.suffix in ARTIFACT_TEACHERS:
-        from edge import runtime
-
-        teacher = runtime.load(path, threads=cfg.threads or 1)
-        man = teacher.manifest
-        family, their_classes, ok = man.family, man.classes, man.task == "classify"
-    else:
-        payload = read_checkpoint(path)
-        family, their_classes, ok = payload["family"], payload["meta"].get("classes"), "state_dict" in payload
-    if family != cfg.family or their_classes != classes or not ok:
-        raise EdgeError(f"teacher {path}: a {family} model with classes {their_classes}; "
-                        f"this run is {cfg.family} with {classes}")
-    key = {"teacher": str(path.resolve()), "mtime": path.stat().st_mtime, "hash": data_hash(samples)}
+    ``cfg.teacher`` may name several teachers, comma-separated (runs, checkpoints or deployed artifacts): their
+    logits are averaged, as ``edge ensemble`` averages its members, so models whose files cannot be put in one
+    ensemble (a deployed int8 artifact beside a run) still teach as one.
+    """
+    paths = [p.strip() for p in (cfg.teacher or "").split(",") if p.strip()]
+    if not paths:
+        raise EdgeError("no teacher given")
+    teachers = [_load_teacher(Path(p), cfg, classes) for p in paths]
+    key = {"teachers": [{"teacher": str(t[0].resolve()), "mtime": t[0].stat().st_mtime} for t in teachers],
+           "hash": data_hash(samples)}
     kept = out / "teacher_logits.pt"
     if kept.exists():
         st = torch.load(kept, map_location="cpu")
         if st.get("key") == key:
             return st["logits"]
-    log(f"teacher {path}: scoring {len(samples)} training images")
-    if path.suffix in ARTIFACT_TEACHERS:  # the runtime's own preprocessing, as the artifact is deployed
-        from edge.data import load_batch
-
-        xn, y, _ = load_batch(samples, teacher.manifest.input)
-        logits = torch.from_numpy(np.concatenate([teacher.predict(xn[i : i + 32]) for i in range(0, len(xn), 32)]))
-    else:
-        spec = get_family(cfg.family).input_spec(int(payload["meta"]["input"]["shape"][-1]))  # the teacher's size
-        x, y, _ = cache_images(samples, spec.color, spec.shape[-1], CACHE_DIR, f"{cfg.family}-train", log)
-        logits = torch.from_numpy(_predict(model_from_payload(payload, path), x, spec, batch=32))
-    logits = logits.float()
-    log(f"teacher accuracy on the training images: {float((logits.argmax(1).numpy() == y).mean()):.4f}")
+    scored = [_score_teacher(t, cfg, samples, log) for t in teachers]
+    y = scored[0][1]
+    logits = torch.stack([s[0] for s in scored]).mean(0) if len(scored) > 1 else scored[0][0]
+    if len(scored) > 1:
+        log(f"averaged teacher accuracy on the training images: {float((logits.argmax(1).numpy() == y).mean()):.4f}")
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"key": key, "logits": logits}, kept)
     return logits
+
+
+def _load_teacher(given: Path, cfg: TrainConfig, classes: list[str]) -> tuple[Path, Any, bool]:
+    """(checkpoint or artifact path, loaded runtime model or checkpoint payload, is an artifact); checks family."""
+    from edge.models.checkpoint import read_checkpoint, run_checkpoint
+
+    path = run_checkpoint(given)
+    artifact = path.suffix in ARTIFACT_TEACHERS
+    if artifact:
+        from edge import runtime
+
+        loaded: Any = runtime.load(path, threads=cfg.threads or 1)
+        man = loaded.manifest
+        family, their_classes, ok = man.family, man.classes, man.task == "classify"
+    else:
+        loaded = read_checkpoint(path)
+        family, their_classes, ok = loaded["family"], loaded["meta"].get("classes"), "state_dict" in loaded
+    if family != cfg.family or their_classes != classes or not ok:
+        raise EdgeError(f"teacher {path}: a {family} model with classes {their_classes}; "
+                        f"this run is {cfg.family} with {classes}")
+    return path, loaded, artifact
+
+
+def _score_teacher(teacher: tuple[Path, Any, bool], cfg: TrainConfig, samples: list[Any],
+                   log: Any) -> tuple[torch.Tensor, np.ndarray]:
+    from edge.models.checkpoint import model_from_payload
+
+    path, loaded, artifact = teacher
+    log(f"teacher {path}: scoring {len(samples)} training images")
+    if artifact:  # the runtime's own preprocessing, as the artifact is deployed
+        from edge.data import load_batch
+
+        xn, y, _ = load_batch(samples, loaded.manifest.input)
+        logits = torch.from_numpy(loaded.predict_all(xn))
+    else:
+        spec = get_family(cfg.family).input_spec(int(loaded["meta"]["input"]["shape"][-1]))  # the teacher's size
+        x, y, _ = cache_images(samples, spec.color, spec.shape[-1], CACHE_DIR, f"{cfg.family}-train", log)
+        logits = torch.from_numpy(_predict(model_from_payload(loaded, path), x, spec, batch=32))
+    logits = logits.float()
+    log(f"teacher accuracy on the training images: {float((logits.argmax(1).numpy() == y).mean()):.4f}")
+    return logits, y
 
 
 def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resume: bool = False,

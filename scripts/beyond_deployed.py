@@ -24,7 +24,7 @@ from edge.models.train_image import CAMERA_SHIFTS, _normalise, camera_shifted, h
 
 def _accuracy(model: runtime.Model, x: np.ndarray, y: np.ndarray, spec) -> float:
     xn = _normalise(torch.from_numpy(x).float() / 255.0, spec).numpy().astype(np.float32)
-    out = np.concatenate([model.predict(xn[i : i + 32]) for i in range(0, len(xn), 32)])
+    out = model.predict_all(xn)
     return float((out.argmax(1) == y).mean())
 
 

@@ -200,10 +200,12 @@ def test_an_ensemble_is_scored_beyond_the_data_set_like_its_members(tmp_path):
     assert saved["test"]["camera_shifts"] == want
 
 
-def test_a_deployed_artifact_teaches_through_the_runtime(tmp_path):
+def test_a_deployed_artifact_teaches_through_the_runtime(fer_runs, tmp_path):
     """The zoo's int8 model distils without the runs behind it: its logits, as the runtime gives them, are kept."""
     from edge.data import load_batch
-    from edge.models.train_image import cap_per_class, default_config, load_split, train_classifier
+    from edge.families import get_family
+    from edge.models.train_common import cache_images
+    from edge.models.train_image import _predict, cap_per_class, default_config, load_split, train_classifier
 
     zoo = Path("models/zoo")
     quiet = {"log": lambda *_: None}
@@ -217,6 +219,16 @@ def test_a_deployed_artifact_teaches_through_the_runtime(tmp_path):
     x, y, _ = load_batch(cap_per_class(parts["train"], 7, 6, 0), teacher.manifest.input)
     assert kept.shape == (42, 7) and np.allclose(kept, teacher.predict(x), atol=1e-5)  # in the training order
     assert (kept.argmax(1) == y).mean() > 0.5  # a trained teacher, not noise
-    cfg.teacher = str(zoo / "tomato" / "tomato.int8.onnx.json")  # the manifest names the artifact too
-    with pytest.raises(EdgeError, match="teacher .*a tomato model"):
-        train_classifier(cfg, tmp_path / "bad", **quiet)
+    # several teachers, comma-separated: an artifact beside a run teach as one, their logits averaged
+    cfg.teacher = f"{zoo / 'fer' / 'fer.int8.onnx'}, {fer_runs / 'a'}"
+    train_classifier(cfg, tmp_path / "kd", **quiet)  # the same folder: the one teacher's kept logits are not reused
+    both = torch.load(tmp_path / "kd" / "teacher_logits.pt")["logits"].numpy()
+    xa, _, _ = cache_images(cap_per_class(parts["train"], 7, 6, 0), "gray", 24, Path("runs") / "cache", "fer-train",
+                            lambda *_: None)
+    run_a = _predict(load_model(fer_runs / "a" / "best.pt"), xa, get_family("fer").input_spec(24))
+    assert np.allclose(both, (kept + run_a) / 2, atol=1e-4)
+    for bad in (str(zoo / "tomato" / "tomato.int8.onnx.json"),  # the manifest names the artifact too
+                f"{fer_runs / 'a'},{zoo / 'tomato' / 'tomato.int8.onnx'}"):  # one wrong teacher among several
+        cfg.teacher = bad
+        with pytest.raises(EdgeError, match="teacher .*a tomato model"):
+            train_classifier(cfg, tmp_path / "bad", **quiet)

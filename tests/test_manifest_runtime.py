@@ -59,6 +59,12 @@ def test_wrong_shape_says_what_is_expected(fer_artifacts):
         model.predict([[1, 2, 3]])
     # one unbatched image and float64 are accepted and converted
     assert model.predict(np.zeros((1, 32, 32))).shape == (1, 7)
+    x = np.random.default_rng(0).standard_normal((70, 1, 32, 32)).astype(np.float32)
+    assert np.allclose(model.predict_all(x, batch=32), model.predict(x), atol=1e-5)  # 32 + 32 + 6, in order
+    with pytest.raises(InputError, match="no inputs"):
+        model.predict_all(x[:0])
+    with pytest.raises(InputError, match="expects input shape"):  # each batch is checked as predict checks it
+        model.predict_all(np.zeros((40, 3, 32, 32), np.float32))
 
 
 def test_corrupt_artifacts_give_clear_errors(fer_artifacts, tmp_path):
