@@ -103,7 +103,8 @@ def cmd_export(a: argparse.Namespace) -> int:
 
                 ckpt = default_checkpoint(fam)
             bar.set_postfix_str(fam.name)
-            results += export_family(fam, formats, Path(a.out), ckpt, a.imgsz, a.calib, a.verify_n, progress=bar)
+            results += export_family(fam, formats, Path(a.out), ckpt, a.imgsz, a.calib, a.verify_n, progress=bar,
+                                     reduce_range=getattr(a, "int8_reduce_range", False))
     rows = [r.__dict__ for r in results if r.status != "skipped"]
     if a.json:
         _print_json(rows)
@@ -448,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, default=None, help="square input size (default: the family's)")
     p.add_argument("--calib", type=int, default=200, help="calibration images for int8 (default 200)")
     p.add_argument("--verify-n", type=int, default=16, help="inputs for the parity check (default 16)")
+    p.add_argument("--int8-reduce-range", action="store_true",
+                   help="7-bit ONNX int8 weights: for x86 CPUs without VNNI (no saturation), costs accuracy")
     p.add_argument("--json", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_export)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
+import logging
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +27,8 @@ import numpy as np
 
 from edge.errors import EdgeError, InputError, MissingDependency
 from edge.manifest import Manifest, read_manifest
+
+log = logging.getLogger(__name__)
 
 
 class Model:
@@ -106,9 +110,46 @@ class OnnxModel(Model):
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EdgeError(f"cannot load {artifact.name} with onnxruntime: {_first_line(exc)}") from None
         self.input_name = self.session.get_inputs()[0].name
+        risk = int8_saturation_risk(manifest)
+        if risk:
+            log.warning("%s: %s", artifact.name, risk)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
+
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where they cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: set[str] | None = None
+                         ) -> str | None:
+    """Why a full-range (8-bit weight) ONNX int8 model may lose accuracy on this CPU, or None.
+
+    onnxruntime multiplies U8 activations by S8 weights with AVX2's VPMADDUBSW on x86 CPUs without VNNI, which adds
+    two products in int16 and can saturate; ARM and VNNI CPUs are exact. Artifacts exported with
+    ``--int8-reduce-range`` (7-bit weights; also every manifest without the key, the earlier default) are safe.
+    """
+    if manifest.format != "onnx-int8" or manifest.exporter.get("reduce_range") != "false":
+        return None
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "x86", "i686"):
+        return None
+    flags = cpu_flags() if flags is None else flags
+    if flags is None or any(f in flags for f in VNNI_FLAGS):
+        return None
+    return ("8-bit int8 weights on an x86 CPU without VNNI: onnxruntime's U8S8 products can saturate here; "
+            "check its accuracy with 'edge bench', or re-export with 'edge export --int8-reduce-range'")
 
 
 # ------------------------------------------------------------------- LiteRT

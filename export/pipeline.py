@@ -66,8 +66,11 @@ def base_manifest(ref: Reference, fmt: Format) -> Manifest:
 
 def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoint: Path | None = None,
                   imgsz: int | None = None, calib_n: int = 200, verify_n: int = 16,
-                  progress: Any = None) -> list[ExportResult]:
-    """Export ``family`` to every format in ``formats`` under ``out_dir/<family>/``."""
+                  progress: Any = None, reduce_range: bool = False) -> list[ExportResult]:
+    """Export ``family`` to every format in ``formats`` under ``out_dir/<family>/``.
+
+    ``reduce_range``: 7-bit ONNX int8 weights, for x86 CPUs without VNNI (see ``quantize_onnx``).
+    """
     out = Path(out_dir) / family.name
     out.mkdir(parents=True, exist_ok=True)
     results: list[ExportResult] = []
@@ -92,14 +95,14 @@ def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoi
     with torch.no_grad():
         ref_out = ref.model(torch.from_numpy(check_data.x)).numpy()
     for fmt in wanted:
-        results.append(_export_one(ref, fmt, out, calib, check_data, ref_out))
+        results.append(_export_one(ref, fmt, out, calib, check_data, ref_out, reduce_range))
         if progress is not None:
             progress.update(1)
     return results
 
 
 def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_data: DataSlice,
-                ref_out: np.ndarray) -> ExportResult:
+                ref_out: np.ndarray, reduce_range: bool = False) -> ExportResult:
     name = ref.family.name
     res = ExportResult(name, fmt.name, "failed")
     missing = fmt.missing(for_export=True) + fmt.missing(for_export=False)
@@ -123,7 +126,7 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
             fp32 = out / artifact_name(name, _fmt("onnx"))
             if not fp32.exists():
                 _import("export_onnx")(ref.model, sample, fp32)
-            notes = _import("quantize_onnx")(fp32, path, calib.x)
+            notes = _import("quantize_onnx")(fp32, path, calib.x, reduce_range)
         elif fmt.name == "tflite":
             notes = _import("export_tflite")(ref.model, sample, path)
         elif fmt.name == "tflite-int8":

@@ -49,6 +49,46 @@ def test_manifest_has_what_the_runtime_needs(fer_artifacts):
     assert "onnxruntime" in man.exporter and "quantizer" in man.exporter
 
 
+def _int8_weight_peak(path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in weights if w.size > 1)
+
+
+def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where_they_can_saturate(
+        fer_artifacts, tmp_path, caplog):
+    from edge.export.image_formats import quantize_onnx
+
+    full = fer_artifacts / "fer" / "fer.int8.onnx"
+    _, man = read_manifest(full)
+    assert man.exporter["reduce_range"] == "false" and "8-bit" in man.exporter["quantizer"]
+    assert _int8_weight_peak(full) > 64  # symmetric per-channel: each channel's largest weight maps to 127
+    calib = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    notes = quantize_onnx(fer_artifacts / "fer" / "fer.onnx", tmp_path / "r.int8.onnx", calib, reduce_range=True)
+    assert notes["reduce_range"] == "true" and "7-bit" in notes["quantizer"]
+    assert _int8_weight_peak(tmp_path / "r.int8.onnx") <= 64
+
+    old_cpu = {"sse4_2", "avx2", "fma"}
+    risk = runtime.int8_saturation_risk(man, "x86_64", old_cpu)
+    assert risk and "--int8-reduce-range" in risk
+    assert runtime.int8_saturation_risk(man, "x86_64", old_cpu | {"avx512_vnni"}) is None
+    assert runtime.int8_saturation_risk(man, "aarch64", old_cpu) is None  # the Pi
+    man.exporter["reduce_range"] = "true"
+    assert runtime.int8_saturation_risk(man, "x86_64", old_cpu) is None
+    del man.exporter["reduce_range"]  # manifests from before the option: 7-bit weights
+    assert runtime.int8_saturation_risk(man, "x86_64", old_cpu) is None
+    _, onnx_man = read_manifest(fer_artifacts / "fer" / "fer.onnx")
+    assert runtime.int8_saturation_risk(onnx_man, "x86_64", old_cpu) is None
+    flags = runtime.cpu_flags()
+    if flags is not None and not any(f in flags for f in runtime.VNNI_FLAGS) and runtime.platform.machine() == "x86_64":
+        with caplog.at_level("WARNING", logger="edge.runtime"):
+            runtime.load(full)
+        assert "--int8-reduce-range" in caplog.text
+
+
 def test_wrong_shape_says_what_is_expected(fer_artifacts):
     model = runtime.load(fer_artifacts / "fer" / "fer.onnx")
     with pytest.raises(InputError, match=r"expects input shape \(N, 1, 32, 32\) float32, got \(2, 3, 32, 32\)"):
