@@ -288,6 +288,8 @@ def _grid_cells(specs: list[str] | None) -> list[tuple[str, float]] | None:
 
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
+    if a.init and fam.name in ("trail", "face"):
+        raise EdgeError(f"--init fine-tunes the image classifiers (fer, tomato, asl), not {fam.name}")
     if fam.name == "trail":
         from edge.models.train_tree import train_trail
 
@@ -360,6 +362,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             cfg.distill = a.distill
     elif a.distill is not None:
         raise EdgeError("--distill weighs a --teacher: add --teacher RUN")
+    cfg.init = a.init
     out = Path(a.out or f"runs/{recipe}")
     m = train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume)
     if a.json:
@@ -522,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-cell", action="append", metavar="OPT:LR",
                    help="face --grid: only this optimiser:lr cell, e.g. adam:0.001 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
+    p.add_argument("--init", help="fer, tomato, asl: fine-tune from a trained run or checkpoint (same family, classes "
+                                  "and --arch; a new schedule from --lr)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_train)
 

@@ -65,6 +65,8 @@ class TrainConfig:
     teacher: str | None = None
     distill: float = 0.7
     distill_temperature: float = 2.0
+    # fine-tune: start from a trained run's (or checkpoint's) weights instead of ImageNet / random
+    init: str | None = None
 
 
 # CPU defaults: what the committed cards report (about 30 min or less on 2 cores each).
@@ -289,6 +291,25 @@ def _load_teacher(given: Path, cfg: TrainConfig, classes: list[str]) -> tuple[Pa
     return path, loaded, artifact
 
 
+def init_from(model: torch.nn.Module, given: Path, family: str, classes: list[str], log: Any) -> None:
+    """Load a trained run's (or checkpoint's) weights into ``model``: same family, classes and architecture."""
+    from edge.models.checkpoint import read_checkpoint, run_checkpoint
+
+    path = run_checkpoint(given)
+    payload = read_checkpoint(path)
+    their = payload.get("meta", {}).get("classes")
+    if payload["family"] != family or their != classes:
+        raise EdgeError(f"--init {path}: a {payload['family']} model with classes {their}; "
+                        f"this run is {family} with {classes}")
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise EdgeError(f"--init {path}: its weights do not fit this run's network (an `edge ensemble`, or another "
+                        f"--arch?): {str(exc).strip().splitlines()[0][:200]}") from None
+    val = (payload["meta"].get("metrics") or {}).get("val_accuracy")
+    log(f"initialised from {path}" + (f" (val {val:.4f})" if val is not None else ""))
+
+
 def _score_teacher(teacher: tuple[Path, Any, bool], cfg: TrainConfig, samples: list[Any],
                    log: Any) -> tuple[torch.Tensor, np.ndarray]:
     from edge.models.checkpoint import model_from_payload
@@ -374,6 +395,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     out.mkdir(parents=True, exist_ok=True)
     start, best_acc, best_state, history, stale = 0, -1.0, None, [], 0
     last = out / "last.pt"
+    if cfg.init and not (resume and last.exists()):
+        init_from(model, Path(cfg.init), cfg.family, classes, log)
     if resume and last.exists():
         st = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])

@@ -120,6 +120,31 @@ def test_loss_falls_and_accuracy_rises_on_a_learnable_task(tmp_path):
     assert losses[-1] < losses[0] - 0.1, losses
     assert m["test"]["accuracy"] >= 0.9, m["test"]
 
+    # --init: a new run starts from these weights. At a learning rate that cannot move them, one epoch keeps the
+    # trained accuracy; the same epoch from ImageNet weights stays near chance (its head is random).
+    cfg_ft = default_config("tomato-mobilenet", imgsz=32, epochs=1, batch=8, lr=1e-9)
+    cfg_ft.builder_kwargs, cfg_ft.augment = cfg.builder_kwargs, cfg.augment
+    logs: list[str] = []
+    cfg_ft.init = str(tmp_path / "run")
+    ft = train_classifier(cfg_ft, tmp_path / "ft", data=tmp_path / "data", log=logs.append)
+    assert any("initialised from" in x for x in logs)
+    assert ft["test"]["accuracy"] >= 0.85, ft["test"]
+    cfg_ft.init = None
+    fresh = train_classifier(cfg_ft, tmp_path / "fresh", data=tmp_path / "data", log=lambda *_: None)
+    assert fresh["test"]["accuracy"] < ft["test"]["accuracy"] - 0.2, (fresh["test"], ft["test"])
+    # another family's classes, or another architecture, is refused before any training
+    (tmp_path / "data3" / "third").mkdir(parents=True)
+    for c in ("horizontal", "vertical"):
+        (tmp_path / "data3" / c).symlink_to(tmp_path / "data" / c)
+    for i, f in enumerate(sorted((tmp_path / "data" / "horizontal").iterdir())[:20]):
+        (tmp_path / "data3" / "third" / f"t{i}.png").symlink_to(f)
+    cfg_ft.init = str(tmp_path / "run")
+    with pytest.raises(EdgeError, match="classes"):
+        train_classifier(cfg_ft, tmp_path / "ft3", data=tmp_path / "data3", log=lambda *_: None)
+    cfg_ft.builder_kwargs = {"num_classes": 2, "pretrained": False, "in_channels": 1}
+    with pytest.raises(EdgeError, match="do not fit"):
+        train_classifier(cfg_ft, tmp_path / "ft4", data=tmp_path / "data", log=lambda *_: None)
+
 
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
 def test_resume_continues_from_last_epoch(tmp_path):
@@ -333,6 +358,8 @@ def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     assert r.returncode != 0 and "--grid-cell adam:0.1: expected OPT:LR" in r.stderr
     r = run_edge("train", "face", "--grid-cell", "adam:0.001")
     assert r.returncode != 0 and "add --grid" in r.stderr
+    r = run_edge("train", "trail", "--init", str(tmp_path))
+    assert r.returncode != 0 and "--init fine-tunes the image classifiers" in r.stderr
     r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
                  str(tmp_path))
     assert r.returncode != 0 and "--face-model: no such file" in r.stderr
