@@ -290,6 +290,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     if a.init and fam.name in ("trail", "face"):
         raise EdgeError(f"--init fine-tunes the image classifiers (fer, tomato, asl), not {fam.name}")
+    if a.clahe is not None and (fam.name != "face" or not 0 < a.clahe <= 40):
+        raise EdgeError("--clahe CLIP is for face training, with a clip limit in (0, 40] (e.g. 2)")
     if fam.name == "trail":
         from edge.models.train_tree import train_trail
 
@@ -319,7 +321,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         if (a.distill_data or a.distill_images) and not a.teacher:
             raise EdgeError("--distill-data/--distill-images go with --teacher")
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
-                         protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images)
+                         protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images,
+                         clahe=a.clahe)
         if a.grid:
             from edge.models.train_face import train_face_grid
 
@@ -519,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-data", help="face --teacher: folder(s) of face crops under EDGE_DATA, comma-separated "
                                            "(default: the recipe's)")
     p.add_argument("--distill-images", type=int, help="face --teacher: how many of those faces (default: the recipe's)")
+    p.add_argument("--clahe", type=float, metavar="CLIP",
+                   help="face: local contrast equalisation (CLAHE, this clip limit, e.g. 2) on every face in training "
+                        "and, through the manifest, in every runtime (for hard side light); default off")
     p.add_argument("--grid", action="store_true",
                    help="face: the paper's optimiser (sgd, adam) x lr (0.01, 0.001) table on its protocol, constant "
                         "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")

@@ -213,6 +213,17 @@ def read_image(path: Path | str, color: str) -> np.ndarray:
     return img if color == "gray" else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def equalize(img: np.ndarray, clip: float) -> np.ndarray:
+    """uint8 gray (H, W) or RGB (H, W, 3) -> the same with CLAHE (4x4 tiles, clip limit ``clip``) on the gray
+    level (RGB: on Lab's lightness). Training and every runtime call this one function."""
+    clahe = cv2.createCLAHE(clipLimit=float(clip), tileGridSize=(4, 4))
+    if img.ndim == 2:
+        return clahe.apply(img)
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
 def to_tensor(images: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
     """uint8 images (gray HxW or RGB HxWx3, any size) -> the float NCHW batch the spec describes."""
     if spec.layout != "NCHW":
@@ -231,6 +242,8 @@ def to_tensor(images: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
         interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
         img = cv2.resize(img, (w, h), interpolation=interp)
+        if spec.clahe:
+            img = equalize(img, spec.clahe)
         x = img.astype(np.float32) * spec.scale
         x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
         out[i] = (x - mean) / std

@@ -30,6 +30,9 @@ class InputSpec:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     features: list[str] = field(default_factory=list)  # tabular column names and units
+    # local contrast equalisation (OpenCV CLAHE, 4x4 tiles) after the resize, with this clip limit; 0 = off. Evens
+    # out hard side light on faces; a model trained with it must be fed with it (``edge.data.equalize``)
+    clahe: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:

@@ -89,7 +89,7 @@ def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoi
     spec = family.input_spec(imgsz)
     calib = image_slice(family, spec, "train", calib_n)
     ref = load_reference(family, checkpoint, out, imgsz, calib)
-    if ref.spec.shape != spec.shape:  # a checkpoint brings its own input spec
+    if ref.spec != spec:  # a checkpoint brings its own input spec (size, equalisation)
         calib = image_slice(family, ref.spec, "train", calib_n)
     check_data = image_slice(family, ref.spec, "test", verify_n, seed=1)
     with torch.no_grad():

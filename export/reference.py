@@ -4,7 +4,7 @@ plus the real data slices used for calibration and parity."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def load_reference(family: Family, checkpoint: Path | None, out_dir: Path, imgsz
         model = model_from_payload(payload, Path(checkpoint))
         spec = InputSpec.from_dict(meta["input"]) if "input" in meta else family.input_spec(imgsz)
         if imgsz and family.kind == "image" and spec.shape[2] != imgsz:
-            spec = family.input_spec(imgsz)
+            spec = replace(family.input_spec(imgsz), clahe=spec.clahe)
         return Reference(family, model, spec, Path(checkpoint), bool(meta.get("trained", True)), meta)
     if family.kind == "tree":
         raise EdgeError(

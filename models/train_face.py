@@ -54,6 +54,10 @@ class FaceConfig:
     distill_images: int = 8000
     distill_batch: int = 48
     distill_weight: float = 1.0
+    # CLAHE clip limit on every face the student sees (after augmentation) and, through the manifest, on every face
+    # a runtime feeds it; 0 = off. The teacher's vectors stay those of the plain faces, so the student learns to
+    # see through uneven light
+    clahe: float = 0.0
 
 
 # CPU defaults per recipe: the paper's SqueezeNet from scratch, and the ImageNet-initialised MobileNetV2 variant.
@@ -120,6 +124,22 @@ def _embed(model: torch.nn.Module, x: np.ndarray, mean: float, std: float) -> np
         return torch.cat([model(c) for c in torch.split(xb, 128)]).numpy()
 
 
+def _equalized(x: np.ndarray, clip: float) -> np.ndarray:
+    """uint8 (N, 1, H, W) -> the same with ``edge.data.equalize`` on every image (no-op when ``clip`` is 0)."""
+    from edge.data import equalize
+
+    return np.stack([equalize(im[0], clip)[None] for im in x]) if clip else x
+
+
+def _augmented(x: np.ndarray, cfg: FaceConfig, gen: torch.Generator) -> torch.Tensor:
+    """uint8 (N, 1, H, W) -> float [0, 1]: augmentation, then the equalisation the runtime applies."""
+    xb = augment(torch.from_numpy(x).float() / 255.0, cfg.augment, gen)
+    if not cfg.clahe:
+        return xb
+    u8 = (xb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+    return torch.from_numpy(_equalized(u8, cfg.clahe)).float() / 255.0
+
+
 def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
     """``cfg.distill_images`` faces from ``EDGE_DATA/cfg.distill_data`` at the training size, with teacher vectors."""
     from edge.data import data_root, list_image_folder
@@ -164,6 +184,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
     gen = seed_everything(cfg.seed)
     fam = get_family("face")
     spec = fam.input_spec(cfg.imgsz)
+    spec.clahe = cfg.clahe
     if cfg.protocol == "paper":
         split = split_faces_paper(seed=cfg.seed)
         cfg.patience = cfg.epochs + 1  # the paper trains for a fixed number of epochs
@@ -173,6 +194,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         raise EdgeError(f"unknown face protocol '{cfg.protocol}': identities or paper")
     xs = {k: cache_images(v, "gray", cfg.imgsz, CACHE_DIR, f"face-{k}", log)
           for k, v in split.parts.items()}
+    xs = {k: (_equalized(x, cfg.clahe) if k != "train" else x, y, sk) for k, (x, y, sk) in xs.items()}
     xtr, ytr, _ = xs["train"]
     people = np.unique(ytr)
     if len(people) < 2:
@@ -201,7 +223,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             chosen = rng.choice(people, size=min(cfg.people_per_batch, len(people)), replace=False)
             idx = np.concatenate([rng.choice(by_person[p], cfg.shots_per_person, replace=len(by_person[p]) <
                                              cfg.shots_per_person) for p in chosen])
-            xb = augment(torch.from_numpy(xtr[idx]).float() / 255.0, cfg.augment, gen)
+            xb = _augmented(xtr[idx], cfg, gen)
             emb = model((xb - mean) / std)
             lab = torch.from_numpy(ytr[idx])
             iu = torch.triu_indices(len(idx), len(idx), 1)
@@ -209,7 +231,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             loss = contrastive_loss(emb[iu[0]], emb[iu[1]], same, cfg.margin)
             if xd is not None and td is not None:
                 j = rng.choice(len(xd), min(cfg.distill_batch, len(xd)), replace=False)
-                xj = augment(torch.from_numpy(xd[j]).float() / 255.0, cfg.augment, gen)
+                xj = _augmented(xd[j], cfg, gen)
                 cos = (model((xj - mean) / std) * torch.from_numpy(td[j])).sum(1)
                 loss = loss + cfg.distill_weight * (1 - cos).mean()
                 cos_sum += float(cos.detach().mean())

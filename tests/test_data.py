@@ -72,5 +72,27 @@ def test_to_tensor_normalises_by_spec():
     spec = get_family("fer").input_spec(8)
     x = to_tensor([np.full((48, 48), 255, np.uint8), np.zeros((10, 12, 3), np.uint8)], spec)
     assert x.shape == (2, 1, 8, 8) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0], (1 - spec.mean[0]) / spec.std[0], rtol=1e-5)
-    np.testing.assert_allclose(x[1], (0 - spec.mean[0]) / spec.std[0], rtol=1e-5)
+    np.testing.assert_allclose(x[0], (1 - spec.mean[0]) / spec.std[0], atol=1e-5)
+    np.testing.assert_allclose(x[1], (0 - spec.mean[0]) / spec.std[0], atol=1e-5)
+
+
+def test_clahe_in_the_spec_evens_out_side_light_on_gray_and_rgb():
+    from edge.data import equalize
+    from edge.manifest import InputSpec
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(60, 200, (64, 64)).astype(np.uint8)
+    lit = (face * np.linspace(0.25, 1.0, 64)[None]).astype(np.uint8)  # dark on the left, as hard side light
+    spec = get_family("face").input_spec(64)
+    assert spec.clahe == 0  # off unless a run was trained with it
+    plain = to_tensor([lit], spec)
+    spec = InputSpec.from_dict({**spec.__dict__, "clahe": 2.0})  # as a manifest carries it
+    even = to_tensor([lit], spec)
+    gap = [abs(float(t[0, 0, :, :16].mean() - t[0, 0, :, -16:].mean())) for t in (plain, even)]
+    assert gap[1] < 0.7 * gap[0]
+    np.testing.assert_allclose(even[0, 0], (equalize(lit, 2.0) / 255.0 - spec.mean[0]) / spec.std[0], atol=1e-5)
+    rgb = np.stack([lit] * 3, axis=-1)
+    out = equalize(rgb, 2.0)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    side_gap = [abs(float(im[:, :16].mean() - im[:, -16:].mean())) for im in (rgb, out)]
+    assert side_gap[1] < 0.7 * side_gap[0]

@@ -358,9 +358,42 @@ def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     assert r.returncode != 0 and "--grid-cell adam:0.1: expected OPT:LR" in r.stderr
     r = run_edge("train", "face", "--grid-cell", "adam:0.001")
     assert r.returncode != 0 and "add --grid" in r.stderr
+    r = run_edge("train", "fer", "--clahe", "2")
+    assert r.returncode != 0 and "--clahe CLIP is for face training" in r.stderr
     r = run_edge("train", "trail", "--init", str(tmp_path))
     assert r.returncode != 0 and "--init fine-tunes the image classifiers" in r.stderr
     r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
                  str(tmp_path))
     assert r.returncode != 0 and "--face-model: no such file" in r.stderr
     assert not (tmp_path / "apps-x86-2core.json").exists()
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_trained_with_clahe_carries_it_to_the_exported_manifest_and_runtime(tmp_path):
+    from edge.data import to_tensor
+    from edge.export.pipeline import export_family
+    from edge.families import get_family
+    from edge.formats import parse_formats
+    from edge.manifest import InputSpec
+    from edge.models.train_face import FaceConfig, train_face
+    from edge.runtime import load
+
+    train_face(FaceConfig(imgsz=48, epochs=1, steps_per_epoch=2, clahe=2.0), tmp_path / "run", log=lambda *_: None)
+    meta = read_checkpoint(tmp_path / "run" / "best.pt")["meta"]
+    assert meta["input"]["clahe"] == 2.0
+    res = export_family(get_family("face"), parse_formats("onnx,onnx-int8"), tmp_path / "art",
+                        checkpoint=tmp_path / "run" / "best.pt")
+    assert [r.status for r in res] == ["ok", "ok"], [r.reason for r in res]
+    model = load(tmp_path / "art" / "face" / "face.onnx")
+    assert model.manifest.input.clahe == 2.0 and model.manifest.calibration is None
+    int8 = load(tmp_path / "art" / "face" / "face.int8.onnx")
+    assert int8.manifest.input.clahe == 2.0
+    # the runtime equalises: a side-lit face gives the checkpoint's embedding of the equalised face, not the raw one
+    face = (np.random.default_rng(0).integers(60, 200, (48, 48)) * np.linspace(0.3, 1, 48)[None]).astype(np.uint8)
+    net = load_model(tmp_path / "run" / "best.pt").eval()
+    with torch.no_grad():
+        want = net(torch.from_numpy(to_tensor([face], model.manifest.input))).numpy()
+        raw = net(torch.from_numpy(to_tensor([face], InputSpec.from_dict({**meta["input"], "clahe": 0.0})))).numpy()
+    got = model.predict(to_tensor([face], model.manifest.input))
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert np.abs(raw - want).max() > 1e-3
