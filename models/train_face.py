@@ -38,6 +38,10 @@ class FaceConfig:
     margin: float = 1.0
     seed: int = 0
     patience: int = 8
+    # which epoch's weights the run keeps: "best" = the best val score (early stopping with ``patience``), "last" =
+    # the end of the schedule (4 val people separate perfectly long before the test people do, so their score can
+    # pick a lucky early epoch)
+    keep: str = "best"
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(rotate_deg=10, shear=0.05))
     threads: int | None = None
     builder: str | None = None  # override the family's builder (the MobileNetV2 variant)
@@ -208,6 +212,8 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
                         f"{kwargs.get('embedding_size')}: use embedding_size {td.shape[1]}")
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr) if cfg.optimizer == "adam"
            else torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9))
+    if cfg.keep not in ("best", "last"):
+        raise EdgeError(f"unknown face keep '{cfg.keep}': best or last")
     if cfg.schedule not in ("cosine", "constant"):
         raise EdgeError(f"unknown lr schedule '{cfg.schedule}': cosine or constant")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0) if cfg.schedule == "constant" else \
@@ -251,7 +257,9 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             at_epochs.append({"epoch": epoch + 1, "loss": history[-1]["loss"], "minutes": timer.minutes,
                               **_score_test(_pairs(model, xs, "test", mean, std), val["threshold"])})
         score = val["roc_auc"] - val["eer"]
-        if score > best:
+        if cfg.keep == "last":
+            best_state = model.state_dict()
+        elif score > best:
             best, stale = score, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:

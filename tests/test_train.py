@@ -207,6 +207,19 @@ def test_face_short_run_reports_verification_on_unseen_people(tmp_path):
 
 
 @pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_keep_last_keeps_the_end_of_the_schedule(tmp_path):
+    from edge.models.train_face import FaceConfig, train_face
+
+    m = train_face(FaceConfig(imgsz=48, epochs=3, steps_per_epoch=2, keep="last", lr=0.05), tmp_path,
+                   log=lambda *_: None)
+    assert len(m["history"]) == 3 and m["config"]["keep"] == "last"
+    # the kept weights are the last epoch's: the val pairs scored after training are those of epoch 3
+    assert (m["val"]["roc_auc"], m["val"]["eer"]) == (m["history"][-1]["val_auc"], m["history"][-1]["val_eer"])
+    with pytest.raises(EdgeError, match="unknown face keep"):
+        train_face(FaceConfig(imgsz=48, epochs=1, keep="first"), tmp_path, log=lambda *_: None)
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
 def test_face_mobilenet_recipe_starts_from_imagenet_and_reloads_offline(tmp_path):
     from edge.models.train_face import face_config, train_face
 
