@@ -179,7 +179,9 @@ def write_card(family: str, run: Path, artifacts: Path, command: str, zoo_format
               (f"- Members: the {len(members)} runs in the table above (configuration: the first member's; seeds "
                f"{', '.join(str(r['seed']) for r in members)}); wall time is their training plus the scoring"
                if members else
-               f"- Epochs run: {len(m.get('history', []))} (early stopping on the validation split)"), ""]
+               f"- Epochs run: {len(m.get('history', []))} ("
+               + ("the last one kept" if cfg.get("keep") == "last" else "early stopping on the validation split")
+               + ")"), ""]
     card = CARDS / f"{family}.md"
     card.write_text("\n".join(lines))
     fill_zoo(exported, zoo_formats, ZOO / family)
