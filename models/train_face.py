@@ -189,8 +189,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     gen = seed_everything(cfg.seed)
     fam = get_family("face")
-    spec = fam.input_spec(cfg.imgsz)
-    spec.clahe = cfg.clahe
+    spec = replace(fam.input_spec(cfg.imgsz), clahe=cfg.clahe)
     if cfg.protocol == "paper":
         split = split_faces_paper(seed=cfg.seed)
         cfg.patience = cfg.epochs + 1  # the paper trains for a fixed number of epochs
