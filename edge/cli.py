@@ -389,6 +389,12 @@ def cmd_ensemble(a: argparse.Namespace) -> int:
     m = ensemble_runs([Path(r) for r in a.runs], Path(a.out), flip=a.flip, data=Path(a.data) if a.data else None)
     if a.json:
         _print_json({k: m[k] for k in ("val", "test", "members", "wall_minutes")})
+    elif m["family"] == "face":
+        for r in m["members"]:
+            print(f"member {r['run']}: test EER {r['test_eer']}, AUC {r['test_roc_auc']}, F1 {r['test_f1']}")
+        t = m["test"]
+        print(f"ensemble of {len(m['members'])}{' + mirror' if a.flip else ''}: test EER {t['eer']:.4f}, AUC "
+              f"{t['roc_auc']:.4f}, F1 {t['f1']:.4f} at distance {t['threshold']:.3f} -> {Path(a.out) / 'best.pt'}")
     else:
         for r in m["members"]:
             print(f"member {r['run']}: val {r['val_accuracy']}, test {r['test_accuracy']}")
@@ -537,13 +543,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("ensemble", help="combine trained runs of one family into one model that averages their "
-                                        "logits (export and publish it like a run)")
+                                        "logits (face: their unit embeddings); export and publish it like a run")
     p.add_argument("runs", nargs="+",
                    help="run folders (or their best.pt), two or more (one with --flip), same family and input")
     p.add_argument("--out", required=True, help="run folder for the ensemble (best.pt, metrics.json)")
     p.add_argument("--flip", action="store_true",
                    help="also average over the mirrored input (for runs trained with mirrored images: "
-                        "the fer, tomato and asl recipes)")
+                        "the fer, tomato, asl and face recipes)")
     p.add_argument("--data", help="the folder the runs were trained on, if not the shared data set")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", action="store_true")

@@ -1,4 +1,4 @@
-"""``edge ensemble``: several trained classifiers of one family as one model that averages their logits.
+"""``edge ensemble``: several trained networks of one family as one model that averages their outputs.
 
 Averaging logits (not probabilities) keeps the output a logit vector, so the runtime's softmax, ``edge
 calibrate``'s temperature and int8 export work as for a single network; it equals the normalised geometric mean
@@ -8,6 +8,10 @@ signed with the other hand); one run with ``flip`` is that network over both vie
 input sizes: the ensemble takes the largest and resizes (bilinear) for the others inside the graph. It is an
 ordinary ``nn.Module`` built from its checkpoint's kwargs, so ``edge export`` / ``verify`` / ``publish``
 take it as they are.
+
+Face embedders (``EmbeddingMean``) average their L2-normalised embeddings and normalise the mean: the runs of one
+distilled recipe map faces towards the same teacher's vectors, so their spaces agree and the mean stays a face
+vector compared by Euclidean distance; its threshold is chosen on the validation people as a training run's is.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from torch import nn
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint, save_checkpoint
-from edge.models.train_common import CACHE_DIR, Timer, cache_images, classification_report, hardware, plot_confusion
+from edge.models.train_common import (
+    CACHE_DIR,
+    Timer,
+    cache_images,
+    classification_report,
+    hardware,
+    plot_confusion,
+    plot_roc,
+)
 
 
 class LogitMean(nn.Module):
@@ -38,7 +50,8 @@ class LogitMean(nn.Module):
         self.flip = flip
         self.sizes = list(sizes or [None] * len(members))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def member_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each member's output on the input (and, with ``flip``, its mirror image after it in the batch)."""
         # one call per member with both views in the batch: calling a member twice would give exporters two
         # copies of its weights (LiteRT int8 does)
         views = torch.cat([x, torch.flip(x, dims=[3])], 0) if self.flip else x
@@ -48,20 +61,44 @@ class LogitMean(nn.Module):
             if size and size != views.shape[-1]:
                 v = F.interpolate(views, size=(size, size), mode="bilinear", align_corners=False)
             outs.append(m(v))
+        return outs
+
+    def view_mean(self, outs: list[torch.Tensor], n: int) -> torch.Tensor:
         mean = torch.stack(outs, 0).mean(0)
-        return mean.view(2, x.shape[0], -1).mean(0) if self.flip else mean
+        return mean.view(2, n, -1).mean(0) if self.flip else mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.view_mean(self.member_outputs(x), x.shape[0])
 
 
-def logit_mean_ensemble(members: list[dict[str, Any]], flip: bool = False) -> LogitMean:
-    """Builder: ``members`` = [{"builder": "module:function", "builder_kwargs": {...}, "imgsz": N or None}, ...]
-    (untrained; the ensemble checkpoint's state dict holds every member's weights)."""
+class EmbeddingMean(LogitMean):
+    """The normalised mean of the members' L2-normalised embeddings over the input and (with ``flip``) its
+    mirror image: cosine between two such vectors grows with every member's (and view's) agreement."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [F.normalize(o, dim=1) for o in self.member_outputs(x)]
+        return F.normalize(self.view_mean(outs, x.shape[0]), dim=1)
+
+
+def _nets(members: list[dict[str, Any]]) -> list[nn.Module]:
     if not members:
         raise EdgeError("an ensemble needs at least one member")
     nets = []
     for m in members:
         module, func = m["builder"].split(":")
         nets.append(getattr(importlib.import_module(module), func)(**m.get("builder_kwargs", {})))
-    return LogitMean(nets, flip=flip, sizes=[m.get("imgsz") for m in members])
+    return nets
+
+
+def logit_mean_ensemble(members: list[dict[str, Any]], flip: bool = False) -> LogitMean:
+    """Builder: ``members`` = [{"builder": "module:function", "builder_kwargs": {...}, "imgsz": N or None}, ...]
+    (untrained; the ensemble checkpoint's state dict holds every member's weights)."""
+    return LogitMean(_nets(members), flip=flip, sizes=[m.get("imgsz") for m in members])
+
+
+def embedding_mean_ensemble(members: list[dict[str, Any]], flip: bool = False) -> EmbeddingMean:
+    """Builder of face embedder ensembles; ``members`` as for ``logit_mean_ensemble``."""
+    return EmbeddingMean(_nets(members), flip=flip, sizes=[m.get("imgsz") for m in members])
 
 
 def _member(run: Path) -> dict[str, Any]:
@@ -78,7 +115,8 @@ def _fit(payload: dict[str, Any]) -> dict[str, Any]:
     """What members must share (the input size may differ)."""
     inp = payload["meta"].get("input", {})
     return {"family": payload["family"], "classes": payload["meta"].get("classes"),
-            **{k: inp.get(k) for k in ("color", "layout", "mean", "std", "scale")}}
+            **{k: inp.get(k) for k in ("color", "layout", "mean", "std", "scale")},
+            "clahe": float(inp.get("clahe") or 0.0)}  # runs from before CLAHE have no such field
 
 
 def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | None = None,
@@ -94,8 +132,9 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     members = [_member(Path(r)) for r in runs]
     first = members[0]["payload"]
     fam = get_family(first["family"])
-    if fam.task != "classify" or fam.kind != "image":
-        raise EdgeError(f"ensembles are for image classifiers; '{fam.name}' is a {fam.kind} {fam.task} family")
+    if fam.kind != "image" or fam.task not in ("classify", "embed"):
+        raise EdgeError(f"ensembles are for image classifiers and face embedders; '{fam.name}' is a {fam.kind} "
+                        f"{fam.task} family")
     ref = _fit(first)
     for m in members[1:]:
         mine = _fit(m["payload"])
@@ -114,6 +153,10 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
             raise EdgeError(f"--flip: {', '.join(unmirrored)} trained without mirrored images (e.g. the B4 recipe), "
                             "so the mirror view would be new to it; leave --flip out")
     sizes = [int(m["payload"]["meta"]["input"]["shape"][-1]) for m in members]
+    if fam.task == "embed":
+        if data is not None:
+            raise EdgeError("face ensembles are scored on the shared ORL split; --data is for classifiers")
+        return _embedding_ensemble(members, cfgs, sizes, out, flip, timer, log)
     spec = fam.input_spec(max(sizes))  # the largest; the others are resized inside the graph
     classes, parts = load_split(fam.name, data, log)
     if classes != first["meta"]["classes"]:
@@ -175,5 +218,83 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_confusion(test["confusion"], classes, out / "confusion.png", f"{fam.name} ensemble test confusion")
     log(f"{fam.name} ensemble: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} -> "
+        f"{out / 'best.pt'}")
+    return metrics
+
+
+def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]], sizes: list[int], out: Path,
+                        flip: bool, timer: Timer, log: Any) -> dict[str, Any]:
+    """Face runs (identity protocol, one data hash) as one ``EmbeddingMean``: pairs of the val people choose its
+    threshold (best F1), the test people's pairs score it, as ``edge train face`` scores a run."""
+    from dataclasses import replace
+
+    from edge.data import split_family
+    from edge.models.train_face import _equalized, _pairs, _score_test, verification_metrics
+
+    fam = get_family("face")
+    protocols = {c.get("protocol", "identities") for c in cfgs}
+    if protocols != {"identities"}:
+        raise EdgeError(f"face ensembles take runs of the identity protocol (people never seen in training), not "
+                        f"{sorted(protocols)}")
+    hashes = {(m["metrics"].get("data") or {}).get("hash") for m in members}
+    if len(hashes) > 1:
+        raise EdgeError(f"the runs were trained on different data (hashes {sorted(map(str, hashes))})")
+    first = members[0]["payload"]["meta"]["input"]
+    imgsz = max(sizes)
+    spec = replace(fam.input_spec(imgsz), clahe=first.get("clahe") or 0.0)
+    split = split_family("face")
+    xs = {k: cache_images(split.parts[k], "gray", imgsz, CACHE_DIR, f"face-{k}", log) for k in ("val", "test")}
+    xs = {k: (_equalized(x, spec.clahe), y, sk) for k, (x, y, sk) in xs.items()}
+    kwargs = {"members": [{"builder": m["payload"].get("builder") or fam.builder,
+                           "builder_kwargs": m["payload"].get("builder_kwargs", {}),
+                           "imgsz": None if size == imgsz else size} for m, size in zip(members, sizes)],
+              "flip": flip}
+    model = embedding_mean_ensemble(**kwargs)
+    for net, m in zip(model.members, members):
+        net.load_state_dict(model_from_payload(m["payload"], m["path"]).state_dict())
+    model.eval()
+    mean, std = spec.mean[0], spec.std[0]
+    scored: dict[bool, Any] = {}
+    for view in ([False, True] if flip else [False]):
+        model.flip = view
+        val_pairs, test_pairs = _pairs(model, xs, "val", mean, std), _pairs(model, xs, "test", mean, std)
+        val = verification_metrics(*val_pairs)
+        scored[view] = (val, _score_test(test_pairs, val["threshold"]), val_pairs, test_pairs)
+        t = scored[view][1]["test"]
+        log(f"face ensemble of {len(members)}{' + mirror' if view else ''}: test EER {t['eer']:.4f}, AUC "
+            f"{t['roc_auc']:.4f}, F1 {t['f1']:.4f} at distance {val['threshold']:.3f}")
+    model.flip = flip
+    val, both, val_pairs, test_pairs = scored[flip]
+    test = both["test"]
+    if flip:
+        w = scored[False][1]["test"]
+        test["without_mirror"] = {k: w[k] for k in ("eer", "roc_auc", "f1", "threshold")}
+    plot_roc({f"test (AUC {test['roc_auc']:.3f})": test_pairs, f"val (AUC {val['roc_auc']:.3f})": val_pairs},
+             out / "roc.png", "face verification, people never seen in training (ensemble)")
+    member_rows = [{"run": str(m["path"].parent), "seed": c.get("seed"), "imgsz": size,
+                    "clahe": c.get("clahe", 0.0), "epochs": len(m["metrics"].get("history") or []),
+                    **{f"test_{k}": (m["metrics"].get("test") or {}).get(k) for k in ("eer", "roc_auc", "f1")},
+                    "wall_minutes": m["metrics"].get("wall_minutes")} for m, c, size in zip(members, cfgs, sizes)]
+    metrics = {
+        "family": "face", "protocol": "identities", "val": val, "test": test,
+        "test_best_threshold": both["test_best_threshold"], "history": [], "members": member_rows,
+        "wall_minutes": round(sum(r["wall_minutes"] or 0 for r in member_rows) + timer.minutes, 2),
+        "hardware": members[0]["metrics"].get("hardware") or hardware(),
+        "config": {"family": "face", "imgsz": imgsz, "ensemble": len(members), "flip": flip,
+                   "builder": "edge.models.ensemble:embedding_mean_ensemble",
+                   "member_config": {k: v for k, v in cfgs[0].items() if k not in ("seed", "augment")},
+                   "augment": cfgs[0].get("augment")},
+        "data": {**(members[0]["metrics"].get("data") or {})},
+    }
+    meta = {"trained": True, "classes": [], "input": spec.__dict__,
+            "threshold": {"distance": val["threshold"], "metric": "euclidean", "chosen_on": "val identities (best F1)"},
+            "metrics": {"test_f1": test["f1"], "test_eer": test["eer"], "test_roc_auc": test["roc_auc"]},
+            "note": f"ensemble of {len(members)} face runs ({', '.join(r['run'] for r in member_rows)})"
+                    f"{', with the mirror view' if flip else ''}",
+            "builder": "edge.models.ensemble:embedding_mean_ensemble", "builder_kwargs": kwargs}
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "best.pt", fam, model, meta)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"face ensemble: test EER {test['eer']:.4f}, AUC {test['roc_auc']:.4f}, F1 {test['f1']:.4f} -> "
         f"{out / 'best.pt'}")
     return metrics

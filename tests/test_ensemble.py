@@ -232,3 +232,51 @@ def test_a_deployed_artifact_teaches_through_the_runtime(fer_runs, tmp_path):
         cfg.teacher = bad
         with pytest.raises(EdgeError, match="teacher .*a tomato model"):
             train_classifier(cfg, tmp_path / "bad", **quiet)
+
+
+@pytest.mark.skipif(not (data_root() / "faces" / "orl").exists(), reason="faces not present")
+def test_face_runs_average_unit_embeddings_choose_a_threshold_export_and_publish(tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    from edge.models import cards
+    from edge.models.ensemble import ensemble_runs
+    from edge.models.train_face import FaceConfig, train_face
+
+    quiet = {"log": lambda *_: None}
+    for name, seed, clahe in (("a", 0, 2.0), ("b", 1, 2.0), ("plain", 0, 0.0)):
+        train_face(FaceConfig(imgsz=32, epochs=1, steps_per_epoch=2, seed=seed, clahe=clahe), tmp_path / name, **quiet)
+    m = ensemble_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ens", flip=True, **quiet)
+    t = m["test"]
+    assert m["family"] == "face" and t["pairs"] == 100 * 99 // 2 and [r["seed"] for r in m["members"]] == [0, 1]
+    assert t["threshold"] == m["val"]["threshold"] and "without_mirror" in t and 0 <= t["eer"] <= 1
+    meta = read_checkpoint(tmp_path / "ens" / "best.pt")["meta"]
+    assert meta["threshold"]["distance"] == t["threshold"] and meta["input"]["clahe"] == 2.0
+    ens, a, b = (load_model(tmp_path / k / "best.pt") for k in ("ens", "a", "b"))
+    x = torch.rand(3, 1, 32, 32)
+    xf = torch.flip(x, dims=[3])
+    with torch.inference_mode():
+        want = F.normalize(sum(F.normalize(net(v), dim=1) for net in (a, b) for v in (x, xf)), dim=1)
+        assert torch.allclose(ens(x), want, atol=1e-5)
+        assert torch.allclose(ens(xf), ens(x), atol=1e-5) and not torch.allclose(a(x), b(x), atol=1e-3)
+    # the members' own scores come back without the mirror view of one member
+    one = ensemble_runs([tmp_path / "a"], tmp_path / "one", flip=True, **quiet)
+    own = json.loads((tmp_path / "a" / "metrics.json").read_text())["test"]
+    assert one["test"]["without_mirror"]["eer"] == pytest.approx(own["eer"], abs=1e-3)
+    proc = run_edge("export", str(tmp_path / "ens" / "best.pt"), "--formats", "onnx", "--out", str(tmp_path / "art"),
+                    "--verify-n", "8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    onnx = runtime.load(tmp_path / "art" / "face" / "face.onnx")
+    assert onnx.manifest.threshold["distance"] == t["threshold"] and onnx.manifest.input.clahe == 2.0
+    np.testing.assert_allclose(onnx.predict(x.numpy()), want.numpy(), atol=1e-4)
+    monkeypatch.setattr(cards, "CARDS", tmp_path / "cards")
+    monkeypatch.setattr(cards, "ZOO", tmp_path / "zoo")
+    text = cards.write_card("face", tmp_path / "ens", tmp_path / "art", "edge ensemble ...", []).read_text()
+    assert "the mean of the unit embeddings (normalised again) of 2 networks" in text and "### Members" in text
+    assert f"| **this ensemble** |  |  |  | {t['eer']} |" in text
+    # members must be equalised alike, and of the identity protocol
+    with pytest.raises(EdgeError, match="clahe 0.0 vs 2.0"):
+        ensemble_runs([tmp_path / "a", tmp_path / "plain"], tmp_path / "x", **quiet)
+    train_face(FaceConfig(imgsz=32, epochs=1, steps_per_epoch=1, protocol="paper"), tmp_path / "paper", **quiet)
+    with pytest.raises(EdgeError, match="identity protocol"):
+        ensemble_runs([tmp_path / "paper"], tmp_path / "x", flip=True, **quiet)
+    assert not (tmp_path / "x").exists()
