@@ -111,6 +111,19 @@ def _member(run: Path) -> dict[str, Any]:
     return {"path": ckpt, "payload": payload, "metrics": metrics}
 
 
+def _loaded(builder: Any, members: list[dict[str, Any]], default_builder: str, sizes: list[int], imgsz: int,
+            flip: bool) -> tuple[LogitMean, dict[str, Any]]:
+    """The ensemble with every member's trained weights, and the builder kwargs its checkpoint keeps."""
+    kwargs = {"members": [{"builder": m["payload"].get("builder") or default_builder,
+                           "builder_kwargs": m["payload"].get("builder_kwargs", {}),
+                           "imgsz": None if size == imgsz else size} for m, size in zip(members, sizes)],
+              "flip": flip}
+    model = builder(**kwargs)
+    for net, m in zip(model.members, members):
+        net.load_state_dict(model_from_payload(m["payload"], m["path"]).state_dict())
+    return model.eval(), kwargs
+
+
 def _fit(payload: dict[str, Any]) -> dict[str, Any]:
     """What members must share (the input size may differ)."""
     inp = payload["meta"].get("input", {})
@@ -163,14 +176,7 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         raise EdgeError(f"the data's classes {classes} are not the checkpoints' {first['meta']['classes']}")
     imgsz = spec.shape[-1]
     xs = {k: cache_images(parts[k], spec.color, imgsz, CACHE_DIR, f"{fam.name}-{k}", log) for k in ("val", "test")}
-    kwargs = {"members": [{"builder": m["payload"].get("builder") or fam.builder,
-                           "builder_kwargs": m["payload"].get("builder_kwargs", {}),
-                           "imgsz": None if size == imgsz else size} for m, size in zip(members, sizes)],
-              "flip": flip}
-    model = logit_mean_ensemble(**kwargs)
-    for net, m in zip(model.members, members):
-        net.load_state_dict(model_from_payload(m["payload"], m["path"]).state_dict())
-    model.eval()
+    model, kwargs = _loaded(logit_mean_ensemble, members, fam.builder, sizes, imgsz, flip)
     scores: dict[str, dict[str, Any]] = {}
     for view in ([False, True] if flip else [False]):
         model.flip = view
@@ -245,14 +251,7 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
     split = split_family("face")
     xs = {k: cache_images(split.parts[k], "gray", imgsz, CACHE_DIR, f"face-{k}", log) for k in ("val", "test")}
     xs = {k: (_equalized(x, spec.clahe), y, sk) for k, (x, y, sk) in xs.items()}
-    kwargs = {"members": [{"builder": m["payload"].get("builder") or fam.builder,
-                           "builder_kwargs": m["payload"].get("builder_kwargs", {}),
-                           "imgsz": None if size == imgsz else size} for m, size in zip(members, sizes)],
-              "flip": flip}
-    model = embedding_mean_ensemble(**kwargs)
-    for net, m in zip(model.members, members):
-        net.load_state_dict(model_from_payload(m["payload"], m["path"]).state_dict())
-    model.eval()
+    model, kwargs = _loaded(embedding_mean_ensemble, members, fam.builder, sizes, imgsz, flip)
     mean, std = spec.mean[0], spec.std[0]
     scored: dict[bool, Any] = {}
     for view in ([False, True] if flip else [False]):
