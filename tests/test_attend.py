@@ -158,6 +158,13 @@ def test_cli_enrol_run_and_empty_gallery(tmp_path: Path, people: dict) -> None:
     assert r.returncode == 0 and "in" not in kinds and kinds.count("unknown") >= 1, kinds
     r = run_edge("attend", "run", "--db", str(db), "--video", str(video), "--threshold", "-1")
     assert r.returncode != 0 and "--threshold -1.0: a Euclidean distance" in r.stderr
+    r = run_edge("attend", "run", "--db", str(db), "--video", str(video), "--ratio", "1.5")
+    assert r.returncode != 0 and "--ratio 1.5: between 0 and 1" in r.stderr and "Traceback" not in r.stderr
+    # --ratio 1 is the threshold alone: the person checked in above still is; unknown faces say why
+    r = run_edge("attend", "run", "--db", str(db), "--video", str(video), "--ratio", "1")
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 0 and [e["name"] for e in events if e["kind"] == "in"] == [names[0]], r.stderr
+    assert all(e["why"] in ("far", "ambiguous") for e in events if e["kind"] == "unknown")
     # another face model file (the zoo's other format) cannot use these vectors: it says so instead of guessing
     other = [f for f in sorted(REPO.glob("models/zoo/face/*")) if f.suffix in (".onnx", ".tflite")
              and f.resolve() != resolve_model("face").resolve()]
@@ -253,3 +260,22 @@ def test_store_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="1 to 100"):
         s.person("  ", create=True)
     assert data_root().is_dir()
+
+
+def test_matcher_names_a_face_only_when_clearly_nearer_one_person() -> None:
+    from edge.attend.station import RATIO, Matcher
+
+    # person 1 at x = 0 (two shots), person 2 at x = 1; threshold 0.8
+    vecs = np.array([[0.0, 0.0], [0.0, 0.1], [1.0, 0.0]], np.float32)
+    m = Matcher([1, 1, 2], ["ana", "ana", "budi"], vecs, threshold=0.8)
+    assert m.ratio == RATIO == 0.8
+    assert m.match(np.array([0.1, 0.0]))[::3] == (1, "")  # 0.1 vs 0.9: clearly ana
+    pid, name, dist, why = m.match(np.array([0.47, 0.0]))  # 0.47 vs 0.53: within the threshold, but ambiguous
+    assert (pid, name, why) == (None, "unknown", "ambiguous") and dist == pytest.approx(0.47)
+    assert m.match(np.array([-0.9, 0.0]))[::3] == (None, "far")  # beyond the threshold
+    # ana's second shot is not "another person": a query between her two shots is hers
+    assert m.match(np.array([0.0, 0.05]))[::3] == (1, "")
+    assert Matcher([1, 1, 2], ["ana", "ana", "budi"], vecs, 0.8, ratio=1.0).match(np.array([0.47, 0.0]))[0] == 1
+    only = Matcher([1], ["ana"], vecs[:1], threshold=0.8)  # one person enrolled: the threshold alone
+    assert only.match(np.array([0.7, 0.0]))[::3] == (1, "")
+    assert Matcher([], [], np.zeros((0, 0), np.float32), 0.8).match(np.zeros(2))[::3] == (None, "far")

@@ -16,15 +16,18 @@ from edge.errors import EdgeError
 
 def _pipe(a: argparse.Namespace) -> Any:
     from edge.attend.embed import make_embedder
-    from edge.attend.station import FacePipeline
+    from edge.attend.station import RATIO, FacePipeline
 
+    ratio = getattr(a, "ratio", None)
+    if ratio is not None and not 0 < ratio <= 1:
+        raise EdgeError(f"--ratio {ratio}: between 0 and 1 (1 = the threshold alone; default {RATIO})")
     emb = make_embedder(a.embedder, a.model, a.threads)
     if getattr(a, "threshold", None) is not None:
         if not 0 < a.threshold < 4:
             raise EdgeError(f"--threshold {a.threshold}: a Euclidean distance between 0 and 4 (the model's is "
                             f"{emb.threshold:.3f})")
         emb.threshold = a.threshold
-    return FacePipeline(emb, detector_spec=a.detector, min_face=a.min_face)
+    return FacePipeline(emb, detector_spec=a.detector, min_face=a.min_face, ratio=RATIO if ratio is None else ratio)
 
 
 def _store(a: argparse.Namespace) -> Any:
@@ -191,6 +194,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float,
                    help="accept a face within this distance of an enrolled shot (default: the model's manifest; "
                         "lower = fewer strangers accepted, more people not recognised)")
+    p.add_argument("--ratio", type=float,
+                   help="and only when this many times nearer than anyone else enrolled (default 0.8, Lowe's ratio "
+                        "test; 1 = the threshold alone): strangers look about as near two people")
     _common(p)
     p.set_defaults(fn=cmd_run)
 
