@@ -92,7 +92,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     try:
         for ev in run_attendance(src.frames(), store, pipe, Debounce(a.window, a.mode),
                                  Path(a.snapshots) if a.snapshots else None, stats=stats):
-            print(json.dumps({k: ev[k] for k in ("id", "ts", "name", "person_id", "kind", "distance")}), flush=True)
+            keys = ("id", "ts", "name", "person_id", "kind", "distance", "why")
+            print(json.dumps({k: ev[k] for k in keys if k in ev}), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -103,7 +104,8 @@ def cmd_run(a: argparse.Namespace) -> int:
             pub.stop()
         wall = time.perf_counter() - t0
         print(json.dumps({"summary": {"frames": stats.frames, "faces": stats.faces, "events": stats.events,
-                                      "unknown": stats.unknown, "fps": round(stats.frames / wall, 2) if wall else 0,
+                                      "unknown": stats.unknown, "ambiguous_faces": stats.ambiguous,
+                                      "fps": round(stats.frames / wall, 2) if wall else 0,
                                       "skipped": {k: v for k, v in src.stats.items() if k != "frames"},
                                       "unpublished": len(store.unpublished(10_000)) if pub else None}}),
               file=sys.stderr)

@@ -196,6 +196,7 @@ class RunStats:
     faces: int = 0
     events: int = 0
     unknown: int = 0
+    ambiguous: int = 0  # faces within the threshold but about as near another person (the ratio test)
     pending: int = 0  # events waiting because the database was busy
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("detect", "embed", "match", "store"), 0.0))
 
@@ -224,6 +225,7 @@ def run_attendance(frames: Iterable[np.ndarray], store: Store, pipe: FacePipelin
         for box, v in zip(boxes, vecs):
             stats.faces += 1
             pid, name, dist, why = matcher.match(v)
+            stats.ambiguous += why == "ambiguous"
             key = pid if pid is not None else "unknown"
             if not debounce.due(key, now):
                 continue
