@@ -25,10 +25,11 @@ def test_apps_pieces_report_consistent_figures() -> None:
     att = bench_attend(threads_list=(1,), with_dlib=False)
     assert [f["frames"] for f in att["fps"]] == [70, 70] and all(f["fps"] > 0 for f in att["fps"])
     assert list(att["identification"]) == ["edge (blazeface-auto)", "edge (blazeface-auto), hard side light",
-                                           "edge (haar)"]
+                                           "edge (blazeface-auto), low light", "edge (haar)"]
     ids = att["identification"]
-    plain, lit = ids["edge (blazeface-auto)"], ids["edge (blazeface-auto), hard side light"]
-    assert (plain["eer"], plain["dir_at_far"]) != (lit["eer"], lit["dir_at_far"])  # the light reached the queries
+    plain = ids["edge (blazeface-auto)"]
+    for lit in (ids["edge (blazeface-auto), hard side light"], ids["edge (blazeface-auto), low light"]):
+        assert (plain["eer"], plain["dir_at_far"]) != (lit["eer"], lit["dir_at_far"])  # the light reached the queries
     for ident in att["identification"].values():  # 5 rounds, each person a stranger once: 10 x 7 queries a round
         assert ident["rounds"] == 5 and ident["queries_known"] + ident["queries_strangers"] + ident["no_face"] >= 350
         assert ident["queries_known"] == 5 * 56 and len(ident["per_round"]) == 5
@@ -44,6 +45,16 @@ def test_apps_pieces_report_consistent_figures() -> None:
     for spec in ("blazeface", "blazeface-short"):  # the box mapping in use (training people) holds on held-out ones
         fit = att["detectors"][spec]
         assert fit["both_found"] >= 90 and np.allclose(fit["dx_dy_size_median"], fit["in_use"], atol=0.05)
+
+
+def test_low_light_dims_and_adds_seeded_noise() -> None:
+    from edge.bench.apps import low_light
+
+    frame = np.full((40, 60), 200, np.uint8)
+    dim = low_light(frame, 3)
+    assert abs(float(dim.mean()) - 50.5) < 1.0 and 2.0 < float(dim.std()) < 6.0  # a quarter of the light, noisy
+    assert np.array_equal(dim, low_light(frame, 3)) and not np.array_equal(dim, low_light(frame, 4))
+    assert low_light(np.zeros((4, 4, 3), np.uint8), 0).shape == (4, 4, 3)
 
 
 def test_dir_at_far_on_known_scores() -> None:
