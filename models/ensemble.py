@@ -242,6 +242,9 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
     if protocols != {"identities"}:
         raise EdgeError(f"face ensembles take runs of the identity protocol (people never seen in training), not "
                         f"{sorted(protocols)}")
+    dims = {int(m["payload"].get("builder_kwargs", {}).get("embedding_size", 128)) for m in members}
+    if len(dims) > 1:
+        raise EdgeError(f"the runs make embeddings of different sizes ({sorted(dims)}): they cannot be averaged")
     hashes = {(m["metrics"].get("data") or {}).get("hash") for m in members}
     if len(hashes) > 1:
         raise EdgeError(f"the runs were trained on different data (hashes {sorted(map(str, hashes))})")

@@ -276,6 +276,12 @@ def test_face_runs_average_unit_embeddings_choose_a_threshold_export_and_publish
     # members must be equalised alike, and of the identity protocol
     with pytest.raises(EdgeError, match="clahe 0.0 vs 2.0"):
         ensemble_runs([tmp_path / "a", tmp_path / "plain"], tmp_path / "x", **quiet)
+    small = FaceConfig(imgsz=32, epochs=1, steps_per_epoch=1, clahe=2.0,
+                       builder="edge.models.siamese:siamese_squeezenet",
+                       builder_kwargs={"embedding_size": 64, "in_channels": 1})
+    train_face(small, tmp_path / "small", **quiet)
+    with pytest.raises(EdgeError, match=r"embeddings of different sizes \(\[64, 128\]\)"):
+        ensemble_runs([tmp_path / "a", tmp_path / "small"], tmp_path / "x", **quiet)
     train_face(FaceConfig(imgsz=32, epochs=1, steps_per_epoch=1, protocol="paper"), tmp_path / "paper", **quiet)
     with pytest.raises(EdgeError, match="identity protocol"):
         ensemble_runs([tmp_path / "paper"], tmp_path / "x", flip=True, **quiet)
