@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.bench.frames import place, write_video
 from edge.bench.net import free_port
+from edge.conditions import hard_light, low_light
 from edge.data import data_root, read_image, split_family
 
 
@@ -195,24 +196,6 @@ class DlibPipeline:
 
     def embed(self, frame: np.ndarray, boxes: list) -> np.ndarray:
         return self.emb.embed(frame, boxes, [])
-
-
-def hard_light(frame: np.ndarray, k: int) -> np.ndarray:
-    """Hard side light on a frame with the face in the middle (as ``place`` puts it): across the face, one half
-    falls to 30 % brightness and the other rises to 130 % (the side alternates with k), then gamma 1.4 deepens
-    the shadows. Enrolment at the door is lit evenly; queries are not."""
-    w = frame.shape[1]
-    ramp = (0.3 + 1.0 / (1.0 + np.exp(-(np.arange(w) - w / 2) / (w / 40)))).astype(np.float32)
-    ramp = (ramp if k % 2 else ramp[::-1]).reshape((1, w) + (1,) * (frame.ndim - 2))
-    lit = np.clip(frame.astype(np.float32) * ramp / 255.0, 0, 1) ** 1.4
-    return (lit * 255 + 0.5).astype(np.uint8)
-
-
-def low_light(frame: np.ndarray, k: int) -> np.ndarray:
-    """A dim room: a quarter of the light and the sensor noise that comes with it (Gaussian, sigma 4 gray levels,
-    seeded by k). Enrolment at the door is lit evenly; queries are not."""
-    noise = np.random.default_rng(k).normal(0.0, 4.0, frame.shape)
-    return np.clip(frame.astype(np.float32) * 0.25 + noise + 0.5, 0, 255).astype(np.uint8)
 
 
 def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round: int = 2,

@@ -3,7 +3,8 @@
     python scripts/beyond_deployed.py models/zoo/tomato/tomato.int8.onnx artifacts/tomato/tomato.int8.onnx
 
 tomato (colour families): val and test as they are and under ``CAMERA_SHIFTS``, with the mean of the four;
-asl: test as it is and with the hands on the held-out backgrounds (the same pictures as training's score).
+asl: test as it is and with the hands on the held-out backgrounds (the same pictures as training's score);
+fer: test as it is and under each of ``edge.conditions.FACE_CONDITIONS`` (light, focus, distance, compression).
 How the zoo's tomato and ASL ensembles were chosen over the single models (NOTES, session i).
 """
 
@@ -49,11 +50,25 @@ def background_row(model: runtime.Model, family: str, size: int) -> str:
     return f"test {_accuracy(model, x, y, spec):.4f}, unseen backgrounds {_accuracy(model, xo, y, spec):.4f}"
 
 
+def condition_row(model: runtime.Model, family: str, size: int) -> str:
+    from edge.conditions import FACE_CONDITIONS
+
+    spec = get_family(family).input_spec(size)
+    x, y, _ = cache_images(split_family(family).parts["test"], spec.color, size, CACHE_DIR, f"{family}-test",
+                           lambda *_: None)
+    accs = {"as is": _accuracy(model, x, y, spec)}
+    for name, cond in FACE_CONDITIONS.items():
+        shifted = np.stack([cond(im[0], k)[None] for k, im in enumerate(x)])
+        accs[name] = _accuracy(model, shifted, y, spec)
+    return "test: " + " / ".join(f"{n} {a:.4f}" for n, a in accs.items())
+
+
 def main(paths: list[str]) -> None:
     for p in paths:
         model = runtime.load(Path(p))
         fam, size = model.manifest.family, int(model.manifest.input.shape[-1])
-        row = background_row(model, fam, size) if fam == "asl" else camera_rows(model, fam, size)
+        row = (background_row(model, fam, size) if fam == "asl" else condition_row(model, fam, size) if fam == "fer"
+               else camera_rows(model, fam, size))
         print(f"{p}: {row}", flush=True)
 
 

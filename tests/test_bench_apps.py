@@ -48,7 +48,7 @@ def test_apps_pieces_report_consistent_figures() -> None:
 
 
 def test_low_light_dims_and_adds_seeded_noise() -> None:
-    from edge.bench.apps import low_light
+    from edge.conditions import low_light
 
     frame = np.full((40, 60), 200, np.uint8)
     dim = low_light(frame, 3)

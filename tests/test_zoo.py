@@ -64,3 +64,26 @@ def test_beyond_deployed_scores_the_artifact_as_the_benchmark_does():
     as_is, *shifted, mean = (float(v) for v in test.groups())
     assert as_is == evaluate(runtime.load(art))["value"]
     assert min(shifted) < as_is and mean == pytest.approx((as_is + sum(shifted)) / 4, abs=1e-4)
+
+
+@pytest.mark.skipif(not (data_root() / "fer2013").exists(), reason="fer2013 not present")
+def test_beyond_deployed_scores_the_fer_model_under_capture_conditions():
+    """The FER zoo model under edge.conditions (its card's robustness table): "as is" is the benchmark's accuracy
+    of the artifact, every condition is reported, and they cost the model something."""
+    import re
+    import subprocess
+    import sys
+
+    from edge.bench.accuracy import evaluate
+    from edge.conditions import FACE_CONDITIONS
+
+    art = ZOO / "fer" / "fer.int8.onnx"
+    proc = subprocess.run([sys.executable, "scripts/beyond_deployed.py", str(art)], capture_output=True, text=True,
+                          cwd=ZOO.parents[1], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = re.search(r"test: (.*)$", proc.stdout.strip())
+    assert row, proc.stdout
+    accs = {n: float(a) for n, a in (part.rsplit(" ", 1) for part in row.group(1).split(" / "))}
+    assert list(accs) == ["as is", *FACE_CONDITIONS], proc.stdout
+    assert accs["as is"] == evaluate(runtime.load(art))["value"]
+    assert all(accs[n] < accs["as is"] for n in FACE_CONDITIONS)
