@@ -210,7 +210,7 @@ def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round
     the threshold and within ``pipe.ratio`` x the nearest shot of another person; ``threshold_only`` is the same
     without the ratio test.
     """
-    from edge.attend.station import side_lit
+    from edge.attend.station import decide, side_lit
 
     names = list(people)
     timing = {"detect": 0.0, "embed": 0.0}
@@ -258,11 +258,10 @@ def identification(pipe: Any, people: dict[str, list[Path]], strangers_per_round
                     continue
                 t0 = time.perf_counter()
                 d = np.linalg.norm(gal_v - v[None], axis=1)
-                i = int(np.argmin(d))
-                within = d[i] <= pipe.threshold
+                i, why = decide(d, gal_n, pipe.threshold, ratio)  # as the station decides
+                within, accepted = why != "far", why == ""
                 others = d[gal_n != gal_n[i]]
                 r = float(d[i] / max(float(others.min()), 1e-12)) if others.size else 0.0
-                accepted = within and (not others.size or d[i] <= ratio * others.min())  # as Matcher.match
                 t_match += time.perf_counter() - t0
                 plain["correct" if known and gal_n[i] == n else "wrong" if known else "fa"] += int(within)
                 if known:

@@ -124,6 +124,13 @@ def _loaded(builder: Any, members: list[dict[str, Any]], default_builder: str, s
     return model.eval(), kwargs
 
 
+def _save_run(out: Path, fam: Any, model: nn.Module, meta: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The ensemble's run folder: ``best.pt`` (export, publish and ``--teacher`` take it) and ``metrics.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "best.pt", fam, model, meta)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
 def _fit(payload: dict[str, Any]) -> dict[str, Any]:
     """What members must share (the input size may differ)."""
     inp = payload["meta"].get("input", {})
@@ -219,9 +226,7 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         "note": f"ensemble of {len(members)} runs ({', '.join(r['run'] for r in member_rows)})"
                 f"{', with the mirror view' if flip else ''}",
         "builder": "edge.models.ensemble:logit_mean_ensemble", "builder_kwargs": kwargs}
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "best.pt", fam, model, meta)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _save_run(out, fam, model, meta, metrics)
     plot_confusion(test["confusion"], classes, out / "confusion.png", f"{fam.name} ensemble test confusion")
     log(f"{fam.name} ensemble: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} -> "
         f"{out / 'best.pt'}")
@@ -294,9 +299,7 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
             "note": f"ensemble of {len(members)} face runs ({', '.join(r['run'] for r in member_rows)})"
                     f"{', with the mirror view' if flip else ''}",
             "builder": "edge.models.ensemble:embedding_mean_ensemble", "builder_kwargs": kwargs}
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "best.pt", fam, model, meta)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _save_run(out, fam, model, meta, metrics)
     log(f"face ensemble: test EER {test['eer']:.4f}, AUC {test['roc_auc']:.4f}, F1 {test['f1']:.4f} -> "
         f"{out / 'best.pt'}")
     return metrics

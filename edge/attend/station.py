@@ -136,6 +136,19 @@ def enroll(store: Store, pipe: FacePipeline, name: str, frames: Iterable[tuple[s
     return {"name": name, "id": pid, "added": n_shots, "relit": len(vectors) - n_shots, "rejected": rejected}
 
 
+def decide(d: np.ndarray, owners: np.ndarray, threshold: float, ratio: float = RATIO) -> tuple[int, str]:
+    """The nearest shot (index into ``d``, distances to every enrolled shot; ``owners[j]`` is shot j's person) and
+    why it is refused: "far" (beyond the threshold), "ambiguous" (not within ``ratio`` x the nearest shot of
+    another person), "" when accepted."""
+    i = int(np.argmin(d))
+    if d[i] > threshold:
+        return i, "far"
+    others = d[owners != owners[i]]
+    if others.size and d[i] > ratio * float(others.min()):
+        return i, "ambiguous"
+    return i, ""
+
+
 @dataclass
 class Matcher:
     """Nearest enrolled person by Euclidean distance; accepted when within the embedder's threshold and within
@@ -161,12 +174,9 @@ class Matcher:
         if not self.ids:
             return None, "unknown", float("inf"), "far"
         d = np.linalg.norm(self.vectors - v[None], axis=1)
-        i = int(np.argmin(d))
-        if d[i] > self.threshold:
-            return None, "unknown", float(d[i]), "far"
-        others = d[self._ids != self.ids[i]]
-        if others.size and d[i] > self.ratio * float(others.min()):
-            return None, "unknown", float(d[i]), "ambiguous"
+        i, why = decide(d, self._ids, self.threshold, self.ratio)
+        if why:
+            return None, "unknown", float(d[i]), why
         return self.ids[i], self.names[i], float(d[i]), ""
 
 
