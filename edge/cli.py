@@ -290,8 +290,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     if a.init and fam.name in ("trail", "face"):
         raise EdgeError(f"--init fine-tunes the image classifiers (fer, tomato, asl), not {fam.name}")
-    if a.clahe is not None and (fam.name != "face" or not 0 < a.clahe <= 40):
-        raise EdgeError("--clahe CLIP is for face training, with a clip limit in (0, 40] (e.g. 2)")
+    if a.clahe is not None and (fam.name == "trail" or not 0 < a.clahe <= 40):
+        raise EdgeError("--clahe CLIP is for the image families, with a clip limit in (0, 40] (e.g. 2)")
     if fam.name == "trail":
         from edge.models.train_tree import train_trail
 
@@ -366,6 +366,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     elif a.distill is not None:
         raise EdgeError("--distill weighs a --teacher: add --teacher RUN")
     cfg.init = a.init
+    cfg.clahe = a.clahe or 0.0
     out = Path(a.out or f"runs/{recipe}")
     m = train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume)
     if a.json:
@@ -529,8 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(default: the recipe's)")
     p.add_argument("--distill-images", type=int, help="face --teacher: how many of those faces (default: the recipe's)")
     p.add_argument("--clahe", type=float, metavar="CLIP",
-                   help="face: local contrast equalisation (CLAHE, this clip limit, e.g. 2) on every face in training "
-                        "and, through the manifest, in every runtime (for hard side light); default off")
+                   help="image families: local contrast equalisation (CLAHE, this clip limit, e.g. 2) on every picture "
+                        "in training and, through the manifest, in every runtime (for hard side light); default off")
     p.add_argument("--grid", action="store_true",
                    help="face: the paper's optimiser (sgd, adam) x lr (0.01, 0.001) table on its protocol, constant "
                         "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")

@@ -224,6 +224,15 @@ def equalize(img: np.ndarray, clip: float) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
+def equalize_batch(x: np.ndarray, clip: float) -> np.ndarray:
+    """uint8 (N, C, H, W), C 1 or 3 -> the same with ``equalize`` on every image (no-op when ``clip`` is 0)."""
+    if not clip:
+        return x
+    if x.shape[1] == 1:
+        return np.stack([equalize(im[0], clip)[None] for im in x])
+    return np.stack([equalize(np.ascontiguousarray(im.transpose(1, 2, 0)), clip).transpose(2, 0, 1) for im in x])
+
+
 def to_tensor(images: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
     """uint8 images (gray HxW or RGB HxWx3, any size) -> the float NCHW batch the spec describes."""
     if spec.layout != "NCHW":

@@ -100,3 +100,14 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = N
     if cfg.noise_std > 0:
         x = x + torch.randn(x.shape, generator=gen) * cfg.noise_std * torch.rand(n, 1, 1, 1, generator=gen)
     return x.clamp(0, 1)
+
+
+def equalized_float(x: torch.Tensor, clip: float) -> torch.Tensor:
+    """Float (N, C, H, W) in [0, 1] (e.g. augmented) -> the same through 8 bits and ``edge.data.equalize_batch``:
+    the CLAHE the runtime applies to what the camera gives (no-op when ``clip`` is 0)."""
+    if not clip:
+        return x
+    from edge.data import equalize_batch
+
+    u8 = (x * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+    return torch.from_numpy(equalize_batch(u8, clip)).float() / 255.0

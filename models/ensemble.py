@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edge.data import equalize_batch
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint, save_checkpoint
@@ -177,7 +179,8 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         if data is not None:
             raise EdgeError("face ensembles are scored on the shared ORL split; --data is for classifiers")
         return _embedding_ensemble(members, cfgs, sizes, out, flip, timer, log)
-    spec = fam.input_spec(max(sizes))  # the largest; the others are resized inside the graph
+    # the largest size (the others are resized inside the graph), equalised as the members were trained
+    spec = replace(fam.input_spec(max(sizes)), clahe=ref["clahe"])
     classes, parts = load_split(fam.name, data, log)
     if classes != first["meta"]["classes"]:
         raise EdgeError(f"the data's classes {classes} are not the checkpoints' {first['meta']['classes']}")
@@ -237,10 +240,9 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
                         flip: bool, timer: Timer, log: Any) -> dict[str, Any]:
     """Face runs (identity protocol, one data hash) as one ``EmbeddingMean``: pairs of the val people choose its
     threshold (best F1), the test people's pairs score it, as ``edge train face`` scores a run."""
-    from dataclasses import replace
 
     from edge.data import split_family
-    from edge.models.train_face import _equalized, _pairs, _score_test, verification_metrics
+    from edge.models.train_face import _pairs, _score_test, verification_metrics
 
     fam = get_family("face")
     protocols = {c.get("protocol", "identities") for c in cfgs}
@@ -258,7 +260,7 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
     spec = replace(fam.input_spec(imgsz), clahe=first.get("clahe") or 0.0)
     split = split_family("face")
     xs = {k: cache_images(split.parts[k], "gray", imgsz, CACHE_DIR, f"face-{k}", log) for k in ("val", "test")}
-    xs = {k: (_equalized(x, spec.clahe), y, sk) for k, (x, y, sk) in xs.items()}
+    xs = {k: (equalize_batch(x, spec.clahe), y, sk) for k, (x, y, sk) in xs.items()}
     model, kwargs = _loaded(embedding_mean_ensemble, members, fam.builder, sizes, imgsz, flip)
     mean, std = spec.mean[0], spec.std[0]
     scored: dict[bool, Any] = {}

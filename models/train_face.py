@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge.data import split_faces_paper, split_family
+from edge.data import equalize_batch, split_faces_paper, split_family
 from edge.errors import EdgeError
 from edge.families import get_family
-from edge.models.augment import AugmentConfig, augment
+from edge.models.augment import AugmentConfig, augment, equalized_float
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.siamese import contrastive_loss
 from edge.models.train_common import CACHE_DIR, Timer, cache_images, data_hash, hardware, plot_roc, seed_everything
@@ -130,20 +130,9 @@ def _embed(model: torch.nn.Module, x: np.ndarray, mean: float, std: float) -> np
         return torch.cat([model(c) for c in torch.split(xb, 128)]).numpy()
 
 
-def _equalized(x: np.ndarray, clip: float) -> np.ndarray:
-    """uint8 (N, 1, H, W) -> the same with ``edge.data.equalize`` on every image (no-op when ``clip`` is 0)."""
-    from edge.data import equalize
-
-    return np.stack([equalize(im[0], clip)[None] for im in x]) if clip else x
-
-
 def _augmented(x: np.ndarray, cfg: FaceConfig, gen: torch.Generator) -> torch.Tensor:
     """uint8 (N, 1, H, W) -> float [0, 1]: augmentation, then the equalisation the runtime applies."""
-    xb = augment(torch.from_numpy(x).float() / 255.0, cfg.augment, gen)
-    if not cfg.clahe:
-        return xb
-    u8 = (xb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
-    return torch.from_numpy(_equalized(u8, cfg.clahe)).float() / 255.0
+    return equalized_float(augment(torch.from_numpy(x).float() / 255.0, cfg.augment, gen), cfg.clahe)
 
 
 def _distill_set(cfg: FaceConfig, log: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +188,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         raise EdgeError(f"unknown face protocol '{cfg.protocol}': identities or paper")
     xs = {k: cache_images(v, "gray", cfg.imgsz, CACHE_DIR, f"face-{k}", log)
           for k, v in split.parts.items()}
-    xs = {k: (_equalized(x, cfg.clahe) if k != "train" else x, y, sk) for k, (x, y, sk) in xs.items()}
+    xs = {k: (equalize_batch(x, cfg.clahe) if k != "train" else x, y, sk) for k, (x, y, sk) in xs.items()}
     xtr, ytr, _ = xs["train"]
     people = np.unique(ytr)
     if len(people) < 2:

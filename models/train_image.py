@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from edge.data import list_image_folder, split_family
+from edge.data import equalize_batch, list_image_folder, split_family
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.manifest import InputSpec
-from edge.models.augment import AugmentConfig, augment
+from edge.models.augment import AugmentConfig, augment, equalized_float
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.train_common import (
     CACHE_DIR,
@@ -67,6 +67,8 @@ class TrainConfig:
     distill_temperature: float = 2.0
     # fine-tune: start from a trained run's (or checkpoint's) weights instead of ImageNet / random
     init: str | None = None
+    # CLAHE clip limit (0 = off): every picture equalised after augmentation, as the runtime will (manifest)
+    clahe: float = 0.0
 
 
 # CPU defaults: what the committed cards report (about 30 min or less on 2 cores each).
@@ -194,12 +196,14 @@ def _normalise(x: torch.Tensor, spec: InputSpec) -> torch.Tensor:
 
 
 def _predict(model: torch.nn.Module, x: np.ndarray, spec: InputSpec, batch: int = 256) -> np.ndarray:
+    """Logits for uint8 (N, C, H, W) pictures as the camera gives them: equalised (``spec.clahe``) and normalised
+    here, as the runtime does."""
     model.eval()
     dev = next(model.parameters()).device
     outs = []
     with torch.inference_mode():
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(x[i : i + batch]).float() / 255.0
+            xb = torch.from_numpy(equalize_batch(x[i : i + batch], spec.clahe)).float() / 255.0
             xb = _normalise(xb, spec).to(dev).contiguous(memory_format=torch.channels_last)
             outs.append(model(xb).float().cpu().numpy())
     return np.concatenate(outs)
@@ -322,7 +326,8 @@ def _score_teacher(teacher: tuple[Path, Any, bool], cfg: TrainConfig, samples: l
         xn, y, _ = load_batch(samples, loaded.manifest.input)
         logits = torch.from_numpy(loaded.predict_all(xn))
     else:
-        spec = get_family(cfg.family).input_spec(int(loaded["meta"]["input"]["shape"][-1]))  # the teacher's size
+        inp = loaded["meta"]["input"]  # the teacher's size and equalisation
+        spec = replace(get_family(cfg.family).input_spec(int(inp["shape"][-1])), clahe=inp.get("clahe") or 0.0)
         x, y, _ = cache_images(samples, spec.color, spec.shape[-1], CACHE_DIR, f"{cfg.family}-train", log)
         logits = torch.from_numpy(_predict(model_from_payload(loaded, path), x, spec, batch=32))
     logits = logits.float()
@@ -345,7 +350,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         torch.set_num_threads(cfg.threads)
     gen = seed_everything(cfg.seed)
     fam = get_family(cfg.family)
-    spec = fam.input_spec(cfg.imgsz)
+    spec = replace(fam.input_spec(cfg.imgsz), clahe=cfg.clahe)
     classes, parts = load_split(cfg.family, data, log)
     if cfg.max_per_class:
         parts = {**parts, "train": cap_per_class(parts["train"], len(classes), cfg.max_per_class, cfg.seed)}
@@ -373,7 +378,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             log(f"backgrounds: p {cfg.backgrounds}, {len(pool)} from {', '.join(bgs.TRAIN_SOURCES)}")
         np_rng = np.random.default_rng(cfg.seed)
     log(f"{cfg.family}: train {len(xtr)} / val {len(xs['val'][0])} / test {len(xs['test'][0])} images, "
-        f"{cfg.imgsz}px {spec.color}, classes {len(classes)}")
+        f"{cfg.imgsz}px {spec.color}{f', CLAHE {cfg.clahe:g}' if cfg.clahe else ''}, classes {len(classes)}")
 
     kwargs = {**fam.builder_kwargs, "num_classes": len(classes), **cfg.builder_kwargs}
     if cfg.builder:
@@ -427,7 +432,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                 xn = bgs.composite(xn, masks["train"][idx.numpy()], pool, np_rng, cfg.backgrounds,
                                     fg_gain=(0.6, 1.15))
             xb = torch.from_numpy(xn).float() / 255.0
-            xb = _normalise(augment(xb, cfg.augment, gen), spec).to(dev).contiguous(memory_format=torch.channels_last)
+            xb = equalized_float(augment(xb, cfg.augment, gen), cfg.clahe)  # what the runtime will feed it
+            xb = _normalise(xb, spec).to(dev).contiguous(memory_format=torch.channels_last)
             yb = torch.from_numpy(ytr[idx.numpy()]).to(dev)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, weight=w, label_smoothing=cfg.label_smoothing)

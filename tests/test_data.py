@@ -96,3 +96,19 @@ def test_clahe_in_the_spec_evens_out_side_light_on_gray_and_rgb():
     assert out.shape == rgb.shape and out.dtype == np.uint8
     side_gap = [abs(float(im[:, :16].mean() - im[:, -16:].mean())) for im in (rgb, out)]
     assert side_gap[1] < 0.7 * side_gap[0]
+
+
+def test_equalize_batch_is_equalize_on_every_picture_of_an_nchw_batch():
+    from edge.data import equalize, equalize_batch
+
+    rng = np.random.default_rng(1)
+    gray = (rng.integers(40, 220, (3, 1, 24, 24)) * np.linspace(0.3, 1, 24)).astype(np.uint8)
+    rgb = (rng.integers(40, 220, (2, 3, 24, 24)) * np.linspace(0.3, 1, 24)).astype(np.uint8)
+    assert equalize_batch(gray, 0.0) is gray  # off
+    got = equalize_batch(gray, 2.0)
+    assert got.shape == gray.shape and got.dtype == np.uint8 and not np.array_equal(got, gray)
+    for g, im in zip(got, gray):
+        np.testing.assert_array_equal(g[0], equalize(im[0], 2.0))
+    got = equalize_batch(rgb, 2.0)
+    for g, im in zip(got, rgb):
+        np.testing.assert_array_equal(g.transpose(1, 2, 0), equalize(np.ascontiguousarray(im.transpose(1, 2, 0)), 2.0))

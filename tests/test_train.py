@@ -371,8 +371,9 @@ def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     assert r.returncode != 0 and "--grid-cell adam:0.1: expected OPT:LR" in r.stderr
     r = run_edge("train", "face", "--grid-cell", "adam:0.001")
     assert r.returncode != 0 and "add --grid" in r.stderr
-    r = run_edge("train", "fer", "--clahe", "2")
-    assert r.returncode != 0 and "--clahe CLIP is for face training" in r.stderr
+    for fam, clip in (("trail", "2"), ("fer", "0"), ("fer", "50")):
+        r = run_edge("train", fam, "--clahe", clip)
+        assert r.returncode != 0 and "--clahe CLIP is for the image families" in r.stderr
     r = run_edge("train", "trail", "--init", str(tmp_path))
     assert r.returncode != 0 and "--init fine-tunes the image classifiers" in r.stderr
     r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
@@ -410,3 +411,50 @@ def test_face_trained_with_clahe_carries_it_to_the_exported_manifest_and_runtime
     got = model.predict(to_tensor([face], model.manifest.input))
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert np.abs(raw - want).max() > 1e-3
+
+
+@pytest.mark.skipif(not _imagenet_file(), reason="MobileNetV2 ImageNet file not in the hub cache (scripts/setup.sh)")
+def test_classifier_trained_with_clahe_equalises_in_training_scoring_teaching_and_the_runtime(tmp_path, monkeypatch):
+    """fer / tomato / asl --clahe: the run equalises its training batches, scores val / test on equalised pictures,
+    says so in its manifest (so the runtime equalises too), and teaches a student through the same equalisation."""
+    import edge.models.train_image as ti
+    from edge.data import equalize_batch, to_tensor
+    from edge.export.pipeline import export_family
+    from edge.families import get_family
+    from edge.formats import parse_formats
+
+    _stripes(tmp_path / "data", n=16, size=32)
+    seen: list[float] = []
+    real = ti.equalized_float
+    monkeypatch.setattr(ti, "equalized_float", lambda x, clip: seen.append(clip) or real(x, clip))
+    cfg = ti.default_config("fer", imgsz=32, epochs=1, batch=8, lr=1e-3)
+    cfg.clahe = 2.0  # ImageNet features: a net whose outputs depend on its input after one short epoch
+    m = ti.train_classifier(cfg, tmp_path / "run", data=tmp_path / "data", log=lambda *_: None)
+    assert seen and set(seen) == {2.0}  # every training batch went through CLAHE
+    assert m["config"]["clahe"] == 2.0
+    meta = read_checkpoint(tmp_path / "run" / "best.pt")["meta"]
+    assert meta["input"]["clahe"] == 2.0
+    res = export_family(get_family("fer"), parse_formats("onnx"), tmp_path / "art",
+                        checkpoint=tmp_path / "run" / "best.pt")
+    assert [r.status for r in res] == ["ok"], [r.reason for r in res]
+    onnx = runtime.load(tmp_path / "art" / "fer" / "fer.onnx")
+    assert onnx.manifest.input.clahe == 2.0
+    # side-lit pictures: the runtime, the run's own scoring (_predict) and the net on equalised pixels agree
+    rng = np.random.default_rng(0)
+    x = (rng.integers(60, 200, (4, 1, 32, 32)) * np.linspace(0.2, 1, 32)).astype(np.uint8)
+    net = load_model(tmp_path / "run" / "best.pt").eval()
+    spec = onnx.manifest.input
+    scored = ti._predict(net, x, spec)
+    with torch.no_grad():
+        want = net(torch.from_numpy(to_tensor(list(equalize_batch(x, 2.0)[:, 0]), ti.replace(spec, clahe=0.0)))).numpy()
+        raw = net(torch.from_numpy(to_tensor(list(x[:, 0]), ti.replace(spec, clahe=0.0)))).numpy()
+    np.testing.assert_allclose(scored, want, atol=1e-4)
+    np.testing.assert_allclose(onnx.predict(to_tensor(list(x[:, 0]), spec)), want, atol=1e-3)
+    assert np.abs(raw - want).max() > 1e-3
+    # as a teacher, the run sees the student's training pictures equalised, as it was trained
+    student = ti.default_config("fer", imgsz=32, epochs=1, batch=8, lr=1e-3)
+    student.builder_kwargs, student.teacher = {"pretrained": False}, str(tmp_path / "run")
+    _, parts = ti.load_split("fer", tmp_path / "data", lambda *_: None)
+    xtr, _, _ = ti.cache_images(parts["train"], "gray", 32, ti.CACHE_DIR, "fer-train", lambda *_: None)
+    kept = ti.teacher_logits(student, parts["train"], ["horizontal", "vertical"], tmp_path / "kd", lambda *_: None)
+    np.testing.assert_allclose(kept.numpy(), ti._predict(net, xtr, spec), atol=1e-4)
