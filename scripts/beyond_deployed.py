@@ -5,6 +5,8 @@
 tomato (colour families): val and test as they are and under ``CAMERA_SHIFTS``, with the mean of the four;
 asl: test as it is and with the hands on the held-out backgrounds (the same pictures as training's score);
 fer: test as it is and under each of ``edge.conditions.FACE_CONDITIONS`` (light, focus, distance, compression).
+The conditions change the camera's picture; a model trained with ``--clahe`` gets it equalised after that, as the
+runtime would.
 How the zoo's tomato and ASL ensembles were chosen over the single models (NOTES, session i).
 """
 
@@ -17,13 +19,15 @@ import numpy as np
 import torch
 
 from edge import runtime
-from edge.data import split_family
+from edge.data import equalize_batch, split_family
 from edge.families import get_family
 from edge.models.train_common import CACHE_DIR, cache_images
 from edge.models.train_image import CAMERA_SHIFTS, _normalise, camera_shifted, hand_masks, on_unseen_backgrounds
 
 
 def _accuracy(model: runtime.Model, x: np.ndarray, y: np.ndarray, spec) -> float:
+    """Top-1 of uint8 (N, C, H, W) pictures as the camera gives them, equalised first where the manifest says so."""
+    x = equalize_batch(x, model.manifest.input.clahe)
     xn = _normalise(torch.from_numpy(x).float() / 255.0, spec).numpy().astype(np.float32)
     out = model.predict_all(xn)
     return float((out.argmax(1) == y).mean())

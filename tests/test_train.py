@@ -451,6 +451,17 @@ def test_classifier_trained_with_clahe_equalises_in_training_scoring_teaching_an
     np.testing.assert_allclose(scored, want, atol=1e-4)
     np.testing.assert_allclose(onnx.predict(to_tensor(list(x[:, 0]), spec)), want, atol=1e-3)
     assert np.abs(raw - want).max() > 1e-3
+    # scripts/beyond_deployed.py (the capture-conditions table) equalises what it feeds such an artifact too
+    import importlib.util
+    from pathlib import Path
+
+    loc = Path(__file__).parents[1] / "scripts" / "beyond_deployed.py"
+    script = importlib.util.module_from_spec(importlib.util.spec_from_file_location("beyond_deployed", loc))
+    script.__spec__.loader.exec_module(script)
+    fed: list[np.ndarray] = []
+    monkeypatch.setattr(onnx, "predict_all", lambda xn: fed.append(xn) or want)
+    assert script._accuracy(onnx, x, want.argmax(1), spec) == 1.0
+    np.testing.assert_allclose(fed[0], to_tensor(list(x[:, 0]), spec), atol=1e-5)
     # as a teacher, the run sees the student's training pictures equalised, as it was trained
     student = ti.default_config("fer", imgsz=32, epochs=1, batch=8, lr=1e-3)
     student.builder_kwargs, student.teacher = {"pretrained": False}, str(tmp_path / "run")
