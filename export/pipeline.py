@@ -160,7 +160,7 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
         res.parity, res.artifact = p, str(path)
         res.size_bytes = man.size_bytes
         if broken:
-            res.reason = "parity out of tolerance: " + "; ".join(broken)
+            res.reason = gate_reason(broken, man)
         else:
             res.status = "ok"
     except EdgeError as exc:
@@ -170,6 +170,13 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
         res.reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
     res.seconds = round(time.perf_counter() - t0, 2)
     return res
+
+
+def gate_reason(broken: list[str], man: Manifest, machine: str | None = None, flags: set[str] | None = None) -> str:
+    """Why an export failed its parity gate; for 8-bit ONNX int8 measured on an x86 CPU without VNNI, also that
+    the drop may be this CPU's (a Pi or a VNNI CPU runs the same file exactly) and the 7-bit way out."""
+    risk = runtime.int8_saturation_risk(man, machine, flags)
+    return "parity out of tolerance: " + "; ".join(broken) + (f" (measured here, where {risk})" if risk else "")
 
 
 def tolerance_kind(int8: bool, trained: bool) -> str:
