@@ -240,7 +240,6 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
                         flip: bool, timer: Timer, log: Any) -> dict[str, Any]:
     """Face runs (identity protocol, one data hash) as one ``EmbeddingMean``: pairs of the val people choose its
     threshold (best F1), the test people's pairs score it, as ``edge train face`` scores a run."""
-
     from edge.data import split_family
     from edge.models.train_face import _pairs, _score_test, verification_metrics
 
