@@ -86,6 +86,11 @@ def _resolve_targets(target: str) -> list[tuple[Any, Path | None]]:
 
 def cmd_export(a: argparse.Namespace) -> int:
     formats = parse_formats(a.formats, include_torch=True)
+    target = Path(a.target)
+    if target.suffix in (".pt", ".pkl") and not target.exists():  # refused before torch is imported (seconds)
+        raise EdgeError(f"checkpoint not found: {target}")
+    if not target.exists():
+        parse_families(a.target)  # an unknown family, too
     try:
         from edge.export.pipeline import export_family
     except ImportError as exc:
@@ -143,6 +148,9 @@ def _parity_text(p: dict) -> str:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
+    from edge.manifest import resolve_artifact
+
+    resolve_artifact(Path(a.artifact))  # a missing artifact or manifest is refused before torch is imported
     try:
         from edge.export.pipeline import verify_artifact
     except ImportError as exc:
@@ -307,8 +315,6 @@ def cmd_train(a: argparse.Namespace) -> int:
             print(f"dropped rows: {m['dropped']}; saved runs/trail/best.pkl")
         return 0
     if fam.name == "face":
-        from edge.models.train_face import face_config, train_face
-
         recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"
         if a.teacher:
             if a.teacher != "dlib":
@@ -320,6 +326,9 @@ def cmd_train(a: argparse.Namespace) -> int:
             raise EdgeError("--grid-cell picks cells of --grid: add --grid")
         if (a.distill_data or a.distill_images) and not a.teacher:
             raise EdgeError("--distill-data/--distill-images go with --teacher")
+        # the flags are checked before torch is imported (seconds): a wrong one is refused at once
+        from edge.models.train_face import face_config, train_face
+
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
                          protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images,
                          clahe=a.clahe)
@@ -344,6 +353,16 @@ def cmd_train(a: argparse.Namespace) -> int:
             print(f"face: {who} F1 {t['f1']:.4f}, EER {t['eer']:.4f}, ROC-AUC {t['roc_auc']:.4f} at "
                   f"distance {t['threshold']:.3f} ({m['wall_minutes']} min) -> {out / 'best.pt'}")
         return 0
+    # the flags and the data folder are checked before torch is imported (seconds)
+    if a.backgrounds is not None:
+        if fam.name != "asl":
+            raise EdgeError("--backgrounds is for asl (hands cut out of one wall's frames); not for " + fam.name)
+        if not 0 <= a.backgrounds <= 1:
+            raise EdgeError(f"--backgrounds is a probability in [0, 1], got {a.backgrounds}")
+    if a.distill is not None and not a.teacher:
+        raise EdgeError("--distill weighs a --teacher: add --teacher RUN")
+    if a.data and not Path(a.data).exists():
+        raise EdgeError(f"data folder not found: {a.data}")
     try:
         from edge.models.train_image import default_config, train_classifier
     except ImportError as exc:
@@ -354,17 +373,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     if fam.name == "asl" and a.no_stn:
         cfg.builder_kwargs = {**cfg.builder_kwargs, "stn": False}
     if a.backgrounds is not None:
-        if fam.name != "asl":
-            raise EdgeError("--backgrounds is for asl (hands cut out of one wall's frames); not for " + fam.name)
-        if not 0 <= a.backgrounds <= 1:
-            raise EdgeError(f"--backgrounds is a probability in [0, 1], got {a.backgrounds}")
         cfg.backgrounds = a.backgrounds
     if a.teacher:
         cfg.teacher = a.teacher
         if a.distill is not None:
             cfg.distill = a.distill
-    elif a.distill is not None:
-        raise EdgeError("--distill weighs a --teacher: add --teacher RUN")
     cfg.init = a.init
     cfg.clahe = a.clahe or 0.0
     out = Path(a.out or f"runs/{recipe}")
@@ -379,6 +392,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_ensemble(a: argparse.Namespace) -> int:
     """Several trained runs of one family as one model (mean of their logits), scored on val and test."""
+    missing = [r for r in a.runs if not Path(r).exists()]
+    if missing:  # before torch is imported (seconds)
+        raise EdgeError(f"checkpoint not found: {missing[0]}")
     try:
         from edge.models.ensemble import ensemble_runs
     except ImportError as exc:

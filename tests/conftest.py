@@ -15,6 +15,38 @@ from edge.errors import EdgeError
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_DATA = (data_root() / "fer2013").is_dir()
+FER_PARTS = ("train", "val", "test")
+
+
+def fer_slice(root: Path, per_class: dict[str, int]) -> Path:
+    """A data root for ``EDGE_DATA``: the shared one with fer2013 cut to ``per_class[part]`` evenly spaced faces of
+    each class in each part (symlinks; every face in a class smaller than that), the other data sets linked whole.
+    Tiny runs score on a few hundred faces instead of all 7,178 of val and test."""
+    import numpy as np
+
+    src = data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    for d in src.iterdir():
+        if d.name != "fer2013":
+            (root / d.name).symlink_to(d.resolve())
+    for part in FER_PARTS:
+        for cdir in sorted(p for p in (src / "fer2013" / part).iterdir() if p.is_dir()):
+            files = sorted(cdir.glob("*.png"))
+            keep = np.unique(np.linspace(0, len(files) - 1, min(per_class[part], len(files))).round().astype(int))
+            out = root / "fer2013" / part / cdir.name
+            out.mkdir(parents=True)
+            for i in keep:
+                (out / files[i].name).symlink_to(files[i].resolve())
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_fer(tmp_path_factory):
+    """EDGE_DATA with FER2013 cut to 40 training, 30 val and 30 test faces per class, for one module's tests."""
+    root = fer_slice(tmp_path_factory.mktemp("data"), {"train": 40, "val": 30, "test": 30})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGE_DATA", str(root))
+        yield root
 
 
 def run_edge(*args: str, cwd: Path | None = None, env: dict | None = None,

@@ -30,6 +30,26 @@ def test_bad_arguments_give_one_clear_line(args, pattern):
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_wrong_flags_and_paths_are_refused_before_torch_is_imported(tmp_path):
+    """Refusals answer at once: importing torch alone takes seconds on a small board."""
+    import subprocess
+    import sys
+
+    bad = [["export", "dragon"], ["export", str(tmp_path / "missing.pt")], ["verify", "nothing.onnx"],
+           ["train", "fer", "--data", "/nonexistent/folder"], ["train", "fer", "--backgrounds", "0.5"],
+           ["train", "asl", "--backgrounds", "1.5"], ["train", "fer", "--distill", "0.5"],
+           ["train", "fer", "--clahe", "50"], ["train", "face", "--teacher", "dlib"],
+           ["train", "face", "--distill-images", "100"], ["train", "face", "--grid-cell", "adam:0.001"],
+           ["ensemble", "models", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]]
+    code = ("import sys, json\nfrom edge.cli import main\n"
+            f"rcs = [main(a) for a in {bad!r}]\n"
+            "print(json.dumps([rcs, sorted(m for m in ('torch', 'torchvision') if m in sys.modules)]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    rcs, imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rcs == [2] * len(bad) and imported == [], (rcs, imported, proc.stderr)
+    assert proc.stderr.count("edge: error: ") == len(bad) and "Traceback" not in proc.stderr
+
+
 def test_corrupt_and_missing_checkpoints(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"\x00garbage")

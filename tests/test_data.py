@@ -10,7 +10,8 @@ from edge.errors import EdgeError, InputError
 from edge.families import get_family
 
 needs = {f: pytest.mark.skipif(not (data_root() / d).exists(), reason=f"{d} not present")
-         for f, d in [("face", "faces/orl"), ("asl", "asl/kaggle_alphabet"), ("tomato", "tomato/laboro_big")]}
+         for f, d in [("face", "faces/orl"), ("asl", "asl/kaggle_alphabet"), ("tomato", "tomato/laboro_big"),
+                      ("fer", "fer2013")]}
 
 
 @pytest.mark.parametrize("family", ["face", pytest.param("asl", marks=needs["asl"]),
@@ -32,6 +33,16 @@ def test_faces_hold_out_whole_people():
     split = split_family("face")
     assert len({s.group for s in split["test"]}) == 10
     assert len(split["test"]) == 100
+
+
+@needs["fer"]
+def test_fer_keeps_the_official_public_and_private_tests():
+    """FER2013's PublicTest is val and its PrivateTest is test, whole (3,589 faces each, every class in both);
+    training tests run on slices of it (conftest.fer_slice)."""
+    split = split_family("fer")
+    assert split.classes[3] == "happy" and len(split["val"]) == len(split["test"]) == 3589
+    assert {s.label for s in split["test"]} == set(range(7)) == {s.label for s in split["val"]}
+    assert all(s.group.startswith("test/") for s in split["test"]) and len(split["train"]) > 10000
 
 
 @needs["face"]

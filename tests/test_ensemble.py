@@ -16,11 +16,13 @@ from edge.data import data_root
 from edge.errors import EdgeError
 from edge.models.checkpoint import load_model, read_checkpoint
 
-pytestmark = pytest.mark.skipif(not (data_root() / "fer2013").exists(), reason="fer2013 not present")
+# every test here on FER2013 cut to 30 val and 30 test faces per class (conftest.small_fer): scored on 210 faces
+pytestmark = [pytest.mark.skipif(not (data_root() / "fer2013").exists(), reason="fer2013 not present"),
+              pytest.mark.usefixtures("small_fer")]
 
 
 @pytest.fixture(scope="module")
-def fer_runs(tmp_path_factory):
+def fer_runs(small_fer, tmp_path_factory):
     """Two tiny FER runs that differ only in their seed (and a third at another input size)."""
     from edge.models.train_image import default_config, train_classifier
 
@@ -36,7 +38,7 @@ def test_ensemble_averages_member_logits_over_both_views_exports_and_publishes(f
     from edge.models.ensemble import ensemble_runs
 
     m = ensemble_runs([fer_runs / "a", fer_runs / "b"], tmp_path / "ens", flip=True, log=lambda *_: None)
-    assert [r["seed"] for r in m["members"]] == [0, 1] and m["test"]["n"] == 3589
+    assert [r["seed"] for r in m["members"]] == [0, 1] and m["test"]["n"] == 210
     assert "without_mirror" in m["test"] and m["config"]["ensemble"] == 2
     ens = load_model(tmp_path / "ens" / "best.pt")
     a, b = load_model(fer_runs / "a" / "best.pt"), load_model(fer_runs / "b" / "best.pt")

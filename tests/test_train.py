@@ -62,13 +62,13 @@ def test_colour_cast_moves_channels_apart_and_leaves_gray_alone():
 
 
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
-def test_fer_short_run_exports_with_metadata(tmp_path):
+def test_fer_short_run_exports_with_metadata(small_fer, tmp_path):
     from edge.models.train_image import default_config, train_classifier
 
     cfg = default_config("fer", imgsz=32, epochs=2, batch=32, max_per_class=40, lr=2e-3)
     cfg.builder_kwargs = {"pretrained": False}  # keep the test independent of the ImageNet file
     m = train_classifier(cfg, tmp_path / "run", log=lambda *_: None)
-    assert m["test"]["n"] == 3589 and len(m["test"]["confusion"]) == 7
+    assert m["test"]["n"] == 210 and len(m["test"]["confusion"]) == 7  # small_fer: 30 test faces per class
     payload = read_checkpoint(tmp_path / "run" / "best.pt")
     meta = payload["meta"]
     assert meta["trained"] and meta["classes"][3] == "happy" and meta["input"]["shape"] == [None, 1, 32, 32]
@@ -149,7 +149,7 @@ def test_loss_falls_and_accuracy_rises_on_a_learnable_task(tmp_path):
 
 
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
-def test_resume_continues_from_last_epoch(tmp_path):
+def test_resume_continues_from_last_epoch(small_fer, tmp_path):
     from edge.models.train_image import default_config, train_classifier
 
     cfg = default_config("fer", imgsz=24, epochs=1, batch=32, max_per_class=10)
@@ -167,7 +167,7 @@ def test_resume_continues_from_last_epoch(tmp_path):
 
 
 @pytest.mark.skipif(not has["fer2013"], reason="fer2013 not present")
-def test_exponential_schedule_decays_per_epoch_and_resumes_where_it_was(tmp_path):
+def test_exponential_schedule_decays_per_epoch_and_resumes_where_it_was(small_fer, tmp_path):
     """The paper's Adam + ExponentialLR (the B4 recipe): lr x gamma per epoch, also across a resume."""
     from edge.models.train_image import default_config, train_classifier
 

@@ -67,15 +67,20 @@ def test_beyond_deployed_scores_the_artifact_as_the_benchmark_does():
 
 
 @pytest.mark.skipif(not (data_root() / "fer2013").exists(), reason="fer2013 not present")
-def test_beyond_deployed_scores_the_fer_model_under_capture_conditions():
+def test_beyond_deployed_scores_the_fer_model_under_capture_conditions(tmp_path, monkeypatch):
     """The FER zoo model under edge.conditions (its card's robustness table): "as is" is the benchmark's accuracy
-    of the artifact, every condition is reported, and they cost the model something."""
+    of the artifact, every condition is reported, light, focus and distance cost several points and JPEG 20 little,
+    as the card says. On 120 test faces per class (775; the whole private test took 2.8 min of CI on a 2-core AMD
+    VM): there the four cost 7-10 points, JPEG 20 0.6 (1.4 on the whole test)."""
     import re
     import subprocess
     import sys
 
+    from conftest import fer_slice
     from edge.bench.accuracy import evaluate
     from edge.conditions import FACE_CONDITIONS
+
+    monkeypatch.setenv("EDGE_DATA", str(fer_slice(tmp_path / "data", {"train": 1, "val": 1, "test": 120})))
 
     art = ZOO / "fer" / "fer.int8.onnx"
     proc = subprocess.run([sys.executable, "scripts/beyond_deployed.py", str(art)], capture_output=True, text=True,
@@ -86,4 +91,5 @@ def test_beyond_deployed_scores_the_fer_model_under_capture_conditions():
     accs = {n: float(a) for n, a in (part.rsplit(" ", 1) for part in row.group(1).split(" / "))}
     assert list(accs) == ["as is", *FACE_CONDITIONS], proc.stdout
     assert accs["as is"] == evaluate(runtime.load(art))["value"]
-    assert all(accs[n] < accs["as is"] for n in FACE_CONDITIONS)
+    assert all(accs[n] < accs["as is"] - 0.03 for n in FACE_CONDITIONS if n != "JPEG quality 20"), accs
+    assert abs(accs["JPEG quality 20"] - accs["as is"]) < 0.03, accs
