@@ -93,3 +93,19 @@ def test_beyond_deployed_scores_the_fer_model_under_capture_conditions(tmp_path,
     assert accs["as is"] == evaluate(runtime.load(art))["value"]
     assert all(accs[n] < accs["as is"] - 0.03 for n in FACE_CONDITIONS if n != "JPEG quality 20"), accs
     assert abs(accs["JPEG quality 20"] - accs["as is"]) < 0.03, accs
+
+
+def test_fer_views_crop_the_face_and_resize_it_back():
+    """scripts/fer_views.py's views: a centred crop is the middle of the picture scaled up, a shifted one moves."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fer_views", ZOO.parents[1] / "scripts" / "fer_views.py")
+    views = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(views)
+    x = np.tile(np.arange(0, 200, 2, dtype=np.uint8), (2, 1, 100, 1))  # (2, 1, 100, 100), brighter to the right
+    mid = views.crop(x, 0.5, 0, 0)
+    assert mid.shape == x.shape and mid.dtype == np.uint8
+    assert 45 <= mid[0, 0, 50, 0] <= 55 and 140 <= mid[0, 0, 50, -1] <= 150  # columns 25-74 of the original
+    right = views.crop(x, 0.5, 10, 0)
+    assert np.all(right[:, :, :, 5:-5].astype(int) - mid[:, :, :, 5:-5] == 20)  # 10 columns further right
+    assert set(views.MEANS["all 7"]) == set(views.VIEWS) and views.VIEWS["as is"] == (1.0, 0, 0)
