@@ -22,7 +22,7 @@ def fer_slice(root: Path, per_class: dict[str, int]) -> Path:
     """A data root for ``EDGE_DATA``: the shared one with fer2013 cut to ``per_class[part]`` evenly spaced faces of
     each class in each part (symlinks; every face in a class smaller than that), the other data sets linked whole.
     Tiny runs score on a few hundred faces instead of all 7,178 of val and test."""
-    import numpy as np
+    from edge.data import take_spread
 
     src = data_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -31,12 +31,10 @@ def fer_slice(root: Path, per_class: dict[str, int]) -> Path:
             (root / d.name).symlink_to(d.resolve())
     for part in FER_PARTS:
         for cdir in sorted(p for p in (src / "fer2013" / part).iterdir() if p.is_dir()):
-            files = sorted(cdir.glob("*.png"))
-            keep = np.unique(np.linspace(0, len(files) - 1, min(per_class[part], len(files))).round().astype(int))
             out = root / "fer2013" / part / cdir.name
             out.mkdir(parents=True)
-            for i in keep:
-                (out / files[i].name).symlink_to(files[i].resolve())
+            for f in take_spread(sorted(cdir.glob("*.png")), per_class[part]):
+                (out / f.name).symlink_to(f.resolve())
     return root
 
 
