@@ -25,12 +25,17 @@ from edge.models.train_common import CACHE_DIR, cache_images
 from edge.models.train_image import CAMERA_SHIFTS, _normalise, camera_shifted, hand_masks, on_unseen_backgrounds
 
 
-def _accuracy(model: runtime.Model, x: np.ndarray, y: np.ndarray, spec) -> float:
-    """Top-1 of uint8 (N, C, H, W) pictures as the camera gives them, equalised first where the manifest says so."""
+def logits(model: runtime.Model, x: np.ndarray, spec) -> np.ndarray:
+    """The artifact's outputs on uint8 (N, C, H, W) pictures as the camera gives them, equalised first where the
+    manifest says so."""
     x = equalize_batch(x, model.manifest.input.clahe)
     xn = _normalise(torch.from_numpy(x).float() / 255.0, spec).numpy().astype(np.float32)
-    out = model.predict_all(xn)
-    return float((out.argmax(1) == y).mean())
+    return model.predict_all(xn)
+
+
+def _accuracy(model: runtime.Model, x: np.ndarray, y: np.ndarray, spec) -> float:
+    """Top-1 of ``logits``."""
+    return float((logits(model, x, spec).argmax(1) == y).mean())
 
 
 def camera_rows(model: runtime.Model, family: str, size: int) -> str:

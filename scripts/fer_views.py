@@ -2,8 +2,9 @@
 
     python scripts/fer_views.py models/zoo/fer/fer.int8.onnx
 
-Each view is a centred (or 4 px shifted) crop of 90 % / 95 % of the face, resized back; val and test top-1 of each
-view alone and of their logit means. Session q: +0.3 points on val for 2-5x the latency (NOTES).
+Each view is a centred (or 4 px shifted) crop of 90 % / 95 % of the face, resized back, then fed to the artifact as
+scripts/beyond_deployed.py feeds it (equalised where the manifest says so); val and test top-1 of each view alone
+and of their logit means. Session q: +0.3 points on val for 2-5x the latency (NOTES).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
+from beyond_deployed import logits as artifact_logits
 
 from edge import runtime
 from edge.data import split_family
 from edge.families import get_family
 from edge.models.train_common import CACHE_DIR, cache_images
-from edge.models.train_image import _normalise
 
 VIEWS = {"as is": (1.0, 0, 0), "90%": (0.9, 0, 0), "90% left": (0.9, -4, 0), "90% right": (0.9, 4, 0),
          "90% up": (0.9, 0, -4), "90% down": (0.9, 0, 4), "95%": (0.95, 0, 0)}
@@ -43,13 +43,11 @@ def main(path: str) -> None:
     spec = get_family("fer").input_spec(size)
     parts = split_family("fer").parts
     for k in ("val", "test"):
-        x, y, _ = cache_images(parts[k], "gray", size, CACHE_DIR, f"fer-{k}", lambda *_: None)
+        x, y, _ = cache_images(parts[k], spec.color, size, CACHE_DIR, f"fer-{k}", lambda *_: None)
         logits = {}
         for name, (frac, dx, dy) in VIEWS.items():
             t = time.perf_counter()
-            xv = x if frac == 1.0 else crop(x, frac, dx, dy)
-            xn = _normalise(torch.from_numpy(xv).float() / 255.0, spec).numpy().astype(np.float32)
-            logits[name] = model.predict_all(xn, 64)
+            logits[name] = artifact_logits(model, x if frac == 1.0 else crop(x, frac, dx, dy), spec)
             print(f"{k} {name}: {(logits[name].argmax(1) == y).mean():.4f} ({time.perf_counter() - t:.0f} s)")
         for name, views in MEANS.items():
             print(f"{k} {name}: {(np.mean([logits[v] for v in views], 0).argmax(1) == y).mean():.4f}", flush=True)
