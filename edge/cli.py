@@ -70,34 +70,33 @@ def cmd_formats(a: argparse.Namespace) -> int:
 
 
 def _resolve_targets(target: str) -> list[tuple[Any, Path | None]]:
-    """A family name, 'all', a comma list, or a checkpoint file -> [(family, checkpoint)]."""
+    """A family name, 'all', a comma list, or a checkpoint file -> [(family, checkpoint)]. A missing checkpoint or
+    an unknown family is refused before torch is imported (seconds)."""
     p = Path(target)
     if p.suffix in (".pt", ".pkl") or p.exists():
+        if not p.exists():
+            raise EdgeError(f"checkpoint not found: {p}")
         try:
             from edge.models.checkpoint import read_checkpoint
         except ImportError:
             raise EdgeError("exporting a checkpoint needs torch: pip install 'edge[export]'") from None
         payload = read_checkpoint(p)
         return [(get_family(payload["family"]), p)]
+    families = parse_families(target)
     from edge.export.reference import default_checkpoint
 
-    return [(f, default_checkpoint(f)) for f in parse_families(target)]
+    return [(f, default_checkpoint(f)) for f in families]
 
 
 def cmd_export(a: argparse.Namespace) -> int:
     formats = parse_formats(a.formats, include_torch=True)
-    target = Path(a.target)
-    if target.suffix in (".pt", ".pkl") and not target.exists():  # refused before torch is imported (seconds)
-        raise EdgeError(f"checkpoint not found: {target}")
-    if not target.exists():
-        parse_families(a.target)  # an unknown family, too
     try:
+        targets = _resolve_targets(a.target)
         from edge.export.pipeline import export_family
     except ImportError as exc:
         raise EdgeError(f"export needs the export extra ({exc.name} missing): pip install 'edge[export]'") from None
     from tqdm import tqdm
 
-    targets = _resolve_targets(a.target)
     results = []
     total = sum(len([f for f in formats if fam.kind in f.kinds]) for fam, _ in targets)
     with tqdm(total=total, desc="export", unit="artifact", disable=a.json or a.quiet, file=sys.stderr) as bar:
