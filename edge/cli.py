@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EdgeError
+from edge.export.int8_targets import DEFAULT_TARGET, INT8_TARGETS
 from edge.families import FAMILIES, get_family, parse_families
 from edge.formats import FORMATS, parse_formats
 
@@ -89,6 +90,8 @@ def _resolve_targets(target: str) -> list[tuple[Any, Path | None]]:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    if a.target.endswith((".onnx", ".onnx.json")):
+        return _restore_int8(a)
     formats = parse_formats(a.formats, include_torch=True)
     try:
         targets = _resolve_targets(a.target)
@@ -108,7 +111,7 @@ def cmd_export(a: argparse.Namespace) -> int:
                 ckpt = default_checkpoint(fam)
             bar.set_postfix_str(fam.name)
             results += export_family(fam, formats, Path(a.out), ckpt, a.imgsz, a.calib, a.verify_n, progress=bar,
-                                     reduce_range=getattr(a, "int8_reduce_range", False))
+                                     int8_target=a.int8_target or DEFAULT_TARGET)
     rows = [r.__dict__ for r in results if r.status != "skipped"]
     if a.json:
         _print_json(rows)
@@ -457,6 +460,34 @@ def cmd_pipeline(a: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
+def _restore_int8(a: argparse.Namespace) -> int:
+    """``edge export X.int8.onnx --int8-target T``: the same integers stored for another CPU, no checkpoint."""
+    if not a.int8_target:
+        raise EdgeError(f"{a.target} is an ONNX file: 'edge export' re-stores an ONNX int8 file for another CPU "
+                        f"with --int8-target ({', '.join(INT8_TARGETS)} or here); new exports start from a family "
+                        f"or a checkpoint")
+    from edge.export.int8_targets import retarget
+
+    try:
+        r = retarget(a.target, a.int8_target, Path(a.out))
+    except ImportError as exc:
+        raise EdgeError(f"re-storing int8 weights needs the onnx package ({exc.name} missing): pip install onnx"
+                        ) from None
+    if a.json:
+        _print_json(r)
+    else:
+        from edge.bench.report import plain_table
+
+        def score(v: object) -> str:
+            return "" if v is None else f"{v:.4f}"
+
+        print(plain_table(["Family", "Target", "Weights", f"{r['metric'] or 'Metric'} source here", "Now here",
+                           "Artifact"],
+                          [[r["family"], r["target"], r["weights"], score(r["source_here"]), score(r["here"]),
+                            r["artifact"]]]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
@@ -471,15 +502,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_formats)
 
     p = sub.add_parser("export", help="export a family (or a checkpoint) to edge formats, with parity checks")
-    p.add_argument("target", help="family name, comma list, 'all', or a checkpoint file (.pt/.pkl)")
+    p.add_argument("target", help="family name, comma list, 'all', a checkpoint file (.pt/.pkl), or an .int8.onnx "
+                                  "file to re-store for --int8-target")
     p.add_argument("--formats", default="all", help=f"comma list or 'all' ({', '.join(FORMATS)})")
     p.add_argument("--out", default=str(DEFAULT_ARTIFACTS), help="output folder (default: artifacts)")
     p.add_argument("--imgsz", type=int, default=None, help="square input size (default: the family's)")
     p.add_argument("--calib", type=int, default=200, help="calibration images for int8 (default 200)")
     p.add_argument("--verify-n", type=int, default=16, help="inputs for the parity check (default 16)")
-    p.add_argument("--int8-reduce-range", action="store_true",
-                   help="7-bit ONNX int8 weights: no U8S8 saturation on x86 CPUs without VNNI, about twice the "
-                        "quantization error")
+    targets = "; ".join(f"{t.name}: {t.note}" for t in INT8_TARGETS.values())
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--int8-target", choices=[*INT8_TARGETS, "here"], default=None,
+                   help=f"the CPU the ONNX int8 file is for, which decides how its weights are stored (default "
+                        f"{DEFAULT_TARGET}; 'here' = this CPU's). {targets}. With an .int8.onnx file as the target, "
+                        f"its weights are re-stored without the checkpoint")
+    g.add_argument("--int8-reduce-range", dest="int8_target", action="store_const", const="x86-fast",
+                   help="the same as --int8-target x86-fast (7-bit weights)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_export)

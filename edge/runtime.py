@@ -110,7 +110,7 @@ class OnnxModel(Model):
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EdgeError(f"cannot load {artifact.name} with onnxruntime: {_first_line(exc)}") from None
         self.input_name = self.session.get_inputs()[0].name
-        risk = int8_saturation_risk(manifest)
+        risk = int8_saturation_risk(manifest, path=artifact)
         if risk:
             log.warning("%s: %s", artifact.name, risk)
 
@@ -132,15 +132,17 @@ def cpu_flags() -> set[str] | None:
     return None
 
 
-def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: set[str] | None = None
-                         ) -> str | None:
-    """Why a full-range (8-bit weight) ONNX int8 model may lose accuracy on this CPU, or None.
+def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: set[str] | None = None,
+                         path: Path | None = None) -> str | None:
+    """Why an ONNX int8 model with 8-bit S8 weights may lose accuracy on this CPU, or None.
 
     onnxruntime multiplies U8 activations by S8 weights with AVX2's VPMADDUBSW on x86 CPUs without VNNI, which adds
-    two products in int16 and can saturate; ARM and VNNI CPUs are exact. Artifacts exported with
-    ``--int8-reduce-range`` (7-bit weights; also every manifest without the key, the earlier default) are safe.
+    two products in int16 and can saturate; ARM and VNNI CPUs are exact. Weights stored unsigned (``--int8-target
+    x86``, U8 x U8 kernels) or at 7 bits (``x86-fast``; also every manifest without ``reduce_range``, the earlier
+    default) are safe. ``path`` names the file in the advice (default: the manifest's file name).
     """
-    if manifest.format != "onnx-int8" or manifest.exporter.get("reduce_range") != "false":
+    if (manifest.format != "onnx-int8" or manifest.exporter.get("reduce_range") != "false"
+            or manifest.exporter.get("int8_weights", "s8") != "s8"):
         return None
     machine = (machine or platform.machine()).lower()
     if machine not in ("x86_64", "amd64", "x86", "i686"):
@@ -148,8 +150,9 @@ def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: 
     flags = cpu_flags() if flags is None else flags
     if flags is None or any(f in flags for f in VNNI_FLAGS):
         return None
-    return ("8-bit int8 weights on an x86 CPU without VNNI: onnxruntime's U8S8 products can saturate here; "
-            "check its accuracy with 'edge bench', or re-export with 'edge export --int8-reduce-range'")
+    return ("8-bit S8 int8 weights on an x86 CPU without VNNI: onnxruntime's U8S8 products can saturate here; "
+            f"'edge export {path or manifest.file} --int8-target x86' stores the same integers unsigned, exact "
+            "on this CPU")
 
 
 # ------------------------------------------------------------------- LiteRT

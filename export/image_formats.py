@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from edge.errors import EdgeError
+from edge.export.int8_targets import DEFAULT_TARGET, get_target, store_weights
 
 log = logging.getLogger(__name__)
 OPSET = 20  # the dynamo exporter's default; GridSample (opset 16+) and everything else fit
@@ -95,15 +96,17 @@ def float_island(model_path: Path) -> list[str]:
     return sorted(keep)
 
 
-def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, reduce_range: bool = False) -> dict[str, str]:
-    """onnxruntime static quantization: QDQ, per-channel int8 weights, uint8 activations.
+def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, target: str = DEFAULT_TARGET) -> dict[str, str]:
+    """onnxruntime static quantization: QDQ, per-channel symmetric weights, uint8 activations, stored for ``target``.
 
-    ``reduce_range`` quantizes weights to 7 bits so U8S8 products cannot saturate on x86 CPUs without VNNI
-    (AVX2's VPMADDUBSW adds two products in int16). It costs accuracy everywhere (FER: -0.8 points on val), and
-    ARM boards and VNNI x86 CPUs do not need it, so it is off by default; the runtime warns where it matters.
+    ``target`` is a name in ``int8_targets.INT8_TARGETS``: S8 8-bit weights for ARM and VNNI x86 (the default),
+    the same integers stored unsigned for any x86 ("x86": U8 x U8 kernels never saturate), or 7-bit weights
+    ("x86-fast", onnxruntime's reduce_range: no saturation, twice the rounding error; FER -0.8 points on val).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    t = get_target(target)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -120,13 +123,15 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, reduce_range: bool =
             exclude = float_island(pre)
             quantize_static(
                 str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=t.bits == 7,
                 nodes_to_exclude=exclude,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
-    bits = "7-bit" if reduce_range else "8-bit"
-    return {"quantizer": f"onnxruntime quantize_static QDQ per-channel (U8 activations, S8 {bits} weights)",
-            "reduce_range": str(reduce_range).lower(),
+    if t.weights == "u8":
+        store_weights(out, "u8")
+    return {"quantizer": f"onnxruntime quantize_static QDQ per-channel (U8 activations, {t.weights.upper()} "
+                         f"{t.bits}-bit weights)",
+            "int8_target": t.name, "int8_weights": t.weights, "reduce_range": str(t.bits == 7).lower(),
             "calibration_images": str(len(calib)), "float_nodes": str(len(exclude))}
 
 

@@ -17,6 +17,7 @@ import torch
 from edge import runtime
 from edge.bench.accuracy import evaluate
 from edge.errors import EdgeError, MissingDependency
+from edge.export.int8_targets import DEFAULT_TARGET
 from edge.export.reference import DataSlice, Reference, image_slice, load_reference
 from edge.families import Family
 from edge.formats import Format, artifact_name
@@ -66,10 +67,10 @@ def base_manifest(ref: Reference, fmt: Format) -> Manifest:
 
 def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoint: Path | None = None,
                   imgsz: int | None = None, calib_n: int = 200, verify_n: int = 16,
-                  progress: Any = None, reduce_range: bool = False) -> list[ExportResult]:
+                  progress: Any = None, int8_target: str = DEFAULT_TARGET) -> list[ExportResult]:
     """Export ``family`` to every format in ``formats`` under ``out_dir/<family>/``.
 
-    ``reduce_range``: 7-bit ONNX int8 weights, for x86 CPUs without VNNI (see ``quantize_onnx``).
+    ``int8_target``: where the ONNX int8 file will run, which decides how its weights are stored (``int8_targets``).
     """
     out = Path(out_dir) / family.name
     out.mkdir(parents=True, exist_ok=True)
@@ -95,14 +96,14 @@ def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoi
     with torch.no_grad():
         ref_out = ref.model(torch.from_numpy(check_data.x)).numpy()
     for fmt in wanted:
-        results.append(_export_one(ref, fmt, out, calib, check_data, ref_out, reduce_range))
+        results.append(_export_one(ref, fmt, out, calib, check_data, ref_out, int8_target))
         if progress is not None:
             progress.update(1)
     return results
 
 
 def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_data: DataSlice,
-                ref_out: np.ndarray, reduce_range: bool = False) -> ExportResult:
+                ref_out: np.ndarray, int8_target: str = DEFAULT_TARGET) -> ExportResult:
     name = ref.family.name
     res = ExportResult(name, fmt.name, "failed")
     missing = fmt.missing(for_export=True) + fmt.missing(for_export=False)
@@ -126,7 +127,7 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
             fp32 = out / artifact_name(name, _fmt("onnx"))
             if not fp32.exists():
                 _import("export_onnx")(ref.model, sample, fp32)
-            notes = _import("quantize_onnx")(fp32, path, calib.x, reduce_range)
+            notes = _import("quantize_onnx")(fp32, path, calib.x, int8_target)
         elif fmt.name == "tflite":
             notes = _import("export_tflite")(ref.model, sample, path)
         elif fmt.name == "tflite-int8":
@@ -174,7 +175,7 @@ def _export_one(ref: Reference, fmt: Format, out: Path, calib: DataSlice, check_
 
 def gate_reason(broken: list[str], man: Manifest, machine: str | None = None, flags: set[str] | None = None) -> str:
     """Why an export failed its parity gate; for 8-bit ONNX int8 measured on an x86 CPU without VNNI, also that
-    the drop may be this CPU's (a Pi or a VNNI CPU runs the same file exactly) and the 7-bit way out."""
+    the drop may be this CPU's (a Pi or a VNNI CPU runs the same file exactly) and the way out."""
     risk = runtime.int8_saturation_risk(man, machine, flags)
     return "parity out of tolerance: " + "; ".join(broken) + (f" (measured here, where {risk})" if risk else "")
 

@@ -64,16 +64,17 @@ def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where
 
     full = fer_artifacts / "fer" / "fer.int8.onnx"
     _, man = read_manifest(full)
-    assert man.exporter["reduce_range"] == "false" and "8-bit" in man.exporter["quantizer"]
+    assert man.exporter["reduce_range"] == "false" and "S8 8-bit" in man.exporter["quantizer"]
+    assert man.exporter["int8_target"] == "arm" and man.exporter["int8_weights"] == "s8"
     assert _int8_weight_peak(full) > 64  # symmetric per-channel: each channel's largest weight maps to 127
     calib = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
-    notes = quantize_onnx(fer_artifacts / "fer" / "fer.onnx", tmp_path / "r.int8.onnx", calib, reduce_range=True)
+    notes = quantize_onnx(fer_artifacts / "fer" / "fer.onnx", tmp_path / "r.int8.onnx", calib, "x86-fast")
     assert notes["reduce_range"] == "true" and "7-bit" in notes["quantizer"]
     assert _int8_weight_peak(tmp_path / "r.int8.onnx") <= 64
 
     old_cpu = {"sse4_2", "avx2", "fma"}
     risk = runtime.int8_saturation_risk(man, "x86_64", old_cpu)
-    assert risk and "--int8-reduce-range" in risk
+    assert risk and "--int8-target x86" in risk
     assert runtime.int8_saturation_risk(man, "x86_64", old_cpu | {"avx512_vnni"}) is None
     assert runtime.int8_saturation_risk(man, "aarch64", old_cpu) is None  # the Pi
     # an export that fails its gate on such a CPU says the drop may be the CPU's (AMD EPYC without VNNI, session p:
@@ -81,8 +82,11 @@ def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where
     from edge.export.pipeline import gate_reason
 
     why = gate_reason(["accuracy_drop 0.0209 (limit 0.01)"], man, "x86_64", old_cpu)
-    assert why.startswith("parity out of tolerance: accuracy_drop 0.0209") and "--int8-reduce-range" in why
+    assert why.startswith("parity out of tolerance: accuracy_drop 0.0209") and "--int8-target x86" in why
     assert "VNNI" not in gate_reason(["accuracy_drop 0.0209 (limit 0.01)"], man, "aarch64", old_cpu)
+    man.exporter["int8_weights"] = "u8"
+    assert runtime.int8_saturation_risk(man, "x86_64", old_cpu) is None
+    man.exporter["int8_weights"] = "s8"
     man.exporter["reduce_range"] = "true"
     assert runtime.int8_saturation_risk(man, "x86_64", old_cpu) is None
     del man.exporter["reduce_range"]  # manifests from before the option: 7-bit weights
@@ -93,7 +97,104 @@ def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where
     if flags is not None and not any(f in flags for f in runtime.VNNI_FLAGS) and runtime.platform.machine() == "x86_64":
         with caplog.at_level("WARNING", logger="edge.runtime"):
             runtime.load(full)
-        assert "--int8-reduce-range" in caplog.text
+        assert "--int8-target x86" in caplog.text
+
+
+def _saturating_conv(path) -> None:
+    """A 1x1 conv over 64 channels, every weight 0.5: at input 1.0 its U8 x S8 products are 255 x 127 and any two of
+    them overflow int16 (AVX2's VPMADDUBSW saturates them to 32767, about half the sum)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["output"])], "saturating",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 64, 2, 2])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, 8, 2, 2])],
+        [numpy_helper.from_array(np.full((8, 64, 1, 1), 0.5, np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_int8_targets_store_weights_so_that_no_cpu_saturates(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edge.export.image_formats import quantize_onnx
+    from edge.export.int8_targets import get_target, store_weights, target_here
+
+    _saturating_conv(tmp_path / "f.onnx")
+    calib = np.random.default_rng(0).uniform(0, 1, (8, 64, 2, 2)).astype(np.float32)
+    calib[0] = 1.0  # the activation range is [0, 1]: 1.0 is exactly 255, 0.5 exactly 127 x its scale
+
+    def run(target: str) -> np.ndarray:
+        notes = quantize_onnx(tmp_path / "f.onnx", tmp_path / f"{target}.onnx", calib, target)
+        assert notes["int8_target"] == target and notes["int8_weights"] == get_target(target).weights
+        sess = ort.InferenceSession(str(tmp_path / f"{target}.onnx"), providers=["CPUExecutionProvider"])
+        return sess.run(None, {"input": np.ones((1, 64, 2, 2), np.float32)})[0]
+
+    exact = np.full((1, 8, 2, 2), 32.0, np.float32)  # 64 x 1.0 x 0.5
+    np.testing.assert_allclose(run("x86"), exact, rtol=0.01)  # U8 x U8: exact on every CPU
+    np.testing.assert_allclose(run("x86-fast"), exact, rtol=0.01)  # 7-bit: no pair reaches int16's limit
+    signed = run("arm")
+    if target_here() == "x86":  # this CPU is x86 without VNNI: the S8 file saturates here
+        assert signed.max() < 0.75 * 32
+    else:  # ARM or VNNI: the S8 file is exact
+        np.testing.assert_allclose(signed, exact, rtol=0.01)
+
+    # the same integers: u8 is s8 + 128 with zero point 128, and back again byte for byte
+    def weights(path) -> list[np.ndarray]:
+        return [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+                if t.name in ("w_quantized", "w_zero_point")]
+
+    u8 = weights(tmp_path / "x86.onnx")
+    assert all(w.dtype == np.uint8 for w in u8)
+    assert [np.array_equal(a.astype(np.int16) - 128, b) for a, b in zip(u8, weights(tmp_path / "arm.onnx"))] \
+        == [True] * len(u8)
+    shutil.copy(tmp_path / "x86.onnx", tmp_path / "back.onnx")
+    assert store_weights(tmp_path / "back.onnx", "s8") == 1
+    back, arm = onnx.load(str(tmp_path / "back.onnx")), onnx.load(str(tmp_path / "arm.onnx"))
+    assert back.graph.node == arm.graph.node
+    assert [(t.name, t.data_type, numpy_helper.to_array(t).tolist()) for t in back.graph.initializer] \
+        == [(t.name, t.data_type, numpy_helper.to_array(t).tolist()) for t in arm.graph.initializer]
+    assert target_here("aarch64", set()) == "arm"
+    assert target_here("x86_64", {"avx2"}) == "x86" and target_here("x86_64", {"avx2", "avx_vnni"}) == "x86-vnni"
+
+
+def test_an_int8_onnx_file_is_restored_for_another_cpu_without_its_checkpoint(fer_artifacts, tmp_path, capsys):
+    from edge.cli import main
+
+    src = fer_artifacts / "fer" / "fer.int8.onnx"
+    assert main(["export", str(src), "--int8-target", "x86", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["weights"] == "u8" and out["tensors_changed"] > 10 and out["metric"] is None  # untrained: no score
+    artifact, man = read_manifest(tmp_path / "fer" / "fer.int8.onnx", check_hash=True)
+    assert man.exporter["int8_weights"] == "u8" and "U8 8-bit" in man.exporter["quantizer"]
+    assert man.exporter["rewritten_from"].startswith("fer.int8.onnx sha256 ")
+    import onnxruntime as ort
+
+    def run(path, optimised: bool = True) -> np.ndarray:
+        opts = ort.SessionOptions()
+        if not optimised:  # DequantizeLinear in float, then float Conv: the real numbers the integers stand for
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 1, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(run(artifact, optimised=False), run(src, optimised=False))  # the same numbers
+    fake = run(src, optimised=False)
+    restored, original = run(artifact), run(src)
+    if runtime.int8_saturation_risk(read_manifest(src)[1]) is None:  # ARM / VNNI: the same integer sums
+        np.testing.assert_array_equal(restored, original)
+    else:  # x86 without VNNI: U8 x U8 sums are exact, U8 x S8 ones saturate
+        assert np.abs(restored - fake).max() < np.abs(original - fake).max()
+    for argv, says in ((["export", str(src), "--out", str(tmp_path)], "with --int8-target"),
+                       (["export", str(src), "--int8-target", "x86", "--out", str(fer_artifacts)], "source file"),
+                       (["export", str(tmp_path / "r.int8.onnx"), "--int8-target", "x86"], "not found"),
+                       (["export", str(fer_artifacts / "fer" / "fer.onnx"), "--int8-target", "x86", "--out",
+                         str(tmp_path)], "ONNX int8 files only")):
+        assert main(argv) == 2 and says in capsys.readouterr().err, argv
 
 
 def test_wrong_shape_says_what_is_expected(fer_artifacts):
