@@ -74,6 +74,12 @@ def _resolve_targets(target: str) -> list[tuple[Any, Path | None]]:
     """A family name, 'all', a comma list, or a checkpoint file -> [(family, checkpoint)]. A missing checkpoint or
     an unknown family is refused before torch is imported (seconds)."""
     p = Path(target)
+    made = max((f for f in FORMATS.values() if f.name != "torch" and p.name.endswith(f.suffix)),
+               key=lambda f: len(f.suffix), default=None)
+    if made is not None and p.suffix not in (".pt", ".pkl"):
+        raise EdgeError(f"{p} is an exported {made.name} file: 'edge export' starts from a family or a checkpoint "
+                        f"(.pt/.pkl); 'edge verify {p}' checks it, and an .int8.onnx file can be re-stored for "
+                        f"another CPU with --int8-target")
     if p.suffix in (".pt", ".pkl") or p.exists():
         if not p.exists():
             raise EdgeError(f"checkpoint not found: {p}")

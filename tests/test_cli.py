@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import run_edge
+
+ZOO = Path(__file__).resolve().parents[1] / "models" / "zoo"
 
 
 @pytest.mark.parametrize("cmd", [[], ["export"], ["verify"], ["bench"], ["train"], ["pipeline"], ["info"],
@@ -22,6 +25,9 @@ def test_help_on_every_command(cmd):
     (["bench", "--threads", "x"], "--threads takes a comma list"),
     (["verify", "nothing.onnx"], "artifact not found"),
     (["train", "fer", "--data", "/nonexistent/folder"], "data folder not found: /nonexistent/folder"),
+    (["export", "models/zoo/fer/fer.int8.tflite"], "is an exported tflite-int8 file: 'edge export' starts from a "
+                                                   "family or a checkpoint"),
+    (["export", "models/zoo/fer/fer.int8.onnx"], "re-stores an ONNX int8 file for another CPU with --int8-target"),
 ])
 def test_bad_arguments_give_one_clear_line(args, pattern):
     proc = run_edge(*args)
@@ -40,7 +46,8 @@ def test_wrong_flags_and_paths_are_refused_before_torch_is_imported(tmp_path):
            ["train", "asl", "--backgrounds", "1.5"], ["train", "fer", "--distill", "0.5"],
            ["train", "fer", "--clahe", "50"], ["train", "face", "--teacher", "dlib"],
            ["train", "face", "--distill-images", "100"], ["train", "face", "--grid-cell", "adam:0.001"],
-           ["ensemble", "models", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]]
+           ["ensemble", "models", str(tmp_path / "missing"), "--out", str(tmp_path / "x")],
+           ["export", str(ZOO / "fer" / "fer.int8.tflite")], ["export", str(ZOO / "fer" / "fer.int8.onnx")]]
     code = ("import sys, json\nfrom edge.cli import main\n"
             f"rcs = [main(a) for a in {bad!r}]\n"
             "print(json.dumps([rcs, sorted(m for m in ('torch', 'torchvision') if m in sys.modules)]))")
