@@ -456,7 +456,7 @@ def cmd_publish(a: argparse.Namespace) -> int:
 def cmd_pipeline(a: argparse.Namespace) -> int:
     """The main job: export every family to every format, verify, benchmark, print and save."""
     ns = argparse.Namespace(target=a.families, formats=a.formats, out=a.artifacts, imgsz=None, calib=a.calib,
-                            verify_n=16, json=False, quiet=False)
+                            verify_n=16, json=False, quiet=False, int8_target=a.int8_target)
     rc_export = cmd_export(ns)
     bench_ns = argparse.Namespace(families=a.families, formats=a.formats, artifacts=a.artifacts, threads=a.threads,
                                   runs=a.runs, repeats=a.repeats, seconds=a.seconds, out=a.out, name=a.name,
@@ -494,6 +494,19 @@ def _restore_int8(a: argparse.Namespace) -> int:
     return 0
 
 
+def _int8_target_args(p: argparse.ArgumentParser, restore: bool = False) -> None:
+    """--int8-target (and its old spelling --int8-reduce-range) for the commands that export."""
+    targets = "; ".join(f"{t.name}: {t.note}" for t in INT8_TARGETS.values())
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--int8-target", choices=[*INT8_TARGETS, "here"], default=None,
+                   help=f"the CPU the ONNX int8 file is for, which decides how its weights are stored (default "
+                        f"{DEFAULT_TARGET}; 'here' = this CPU's). {targets}"
+                        + (". With an .int8.onnx file as the target, its weights are re-stored without the checkpoint"
+                           if restore else ""))
+    g.add_argument("--int8-reduce-range", dest="int8_target", action="store_const", const="x86-fast",
+                   help="the same as --int8-target x86-fast (7-bit weights)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
@@ -515,14 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, default=None, help="square input size (default: the family's)")
     p.add_argument("--calib", type=int, default=200, help="calibration images for int8 (default 200)")
     p.add_argument("--verify-n", type=int, default=16, help="inputs for the parity check (default 16)")
-    targets = "; ".join(f"{t.name}: {t.note}" for t in INT8_TARGETS.values())
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--int8-target", choices=[*INT8_TARGETS, "here"], default=None,
-                   help=f"the CPU the ONNX int8 file is for, which decides how its weights are stored (default "
-                        f"{DEFAULT_TARGET}; 'here' = this CPU's). {targets}. With an .int8.onnx file as the target, "
-                        f"its weights are re-stored without the checkpoint")
-    g.add_argument("--int8-reduce-range", dest="int8_target", action="store_const", const="x86-fast",
-                   help="the same as --int8-target x86-fast (7-bit weights)")
+    _int8_target_args(p, restore=True)
     p.add_argument("--json", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_export)
@@ -627,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", default="all")
     p.add_argument("--formats", default="all")
     p.add_argument("--calib", type=int, default=200)
+    _int8_target_args(p)
     _bench_args(p, with_filters=False)
     p.set_defaults(fn=cmd_pipeline)
 

@@ -81,3 +81,16 @@ def test_trained_checkpoint_roundtrip_via_cli(tmp_path):
     assert proc.returncode == 0 and json.loads(proc.stdout)["max_abs_diff"] == 0
     proc = run_edge("info", str(tmp_path / "art" / "trail" / "trail.py"))
     assert json.loads(proc.stdout)["format"] == "micropython"
+
+
+def test_the_main_job_runs_end_to_end_on_the_trail_tree(tmp_path):
+    """`edge pipeline` (what scripts/main.sh runs): train-if-missing, export, verify, benchmark, in one command."""
+    proc = run_edge("pipeline", "--families", "trail", "--formats", "c,micropython", "--int8-target", "x86",
+                    "--threads", "1", "--repeats", "1", "--runs", "3", "--seconds", "0.5", "--artifacts",
+                    str(tmp_path / "art"), "--out", str(tmp_path / "bench"), cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["rows"]
+    assert {(r["format"], r["status"]) for r in rows} == {
+        ("c", "ok"), ("micropython", "ok"), ("c@zoo", "ok"), ("micropython@zoo", "ok")}
+    assert all(r["parity"]["max_abs_diff"] == 0.0 for r in rows if r["format"] in ("c", "micropython"))
+    assert (tmp_path / "runs" / "trail" / "best.pkl").exists() and (tmp_path / "bench" / "bench.md").exists()
