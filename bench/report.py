@@ -42,6 +42,15 @@ def table_rows(result: dict) -> list[list[str]]:
     return out
 
 
+def notes(result: dict) -> list[str]:
+    """One line per artifact whose figures this machine bends (a row's ``note``), e.g. int8 saturation."""
+    seen: dict[str, str] = {}
+    for r in result["rows"]:
+        if r.get("note"):
+            seen.setdefault(f"{r['family']} {r['format']}", r["note"])
+    return [f"{k}: {v}" for k, v in seen.items()]
+
+
 def plain_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
@@ -80,6 +89,8 @@ def to_markdown(result: dict) -> str:
         "## Deploy recommendation", "",
         markdown_table(REC_HEADER, recommendations_rows(result)), "",
     ]
+    if notes(result):
+        parts += ["## Notes on this machine", "", *(f"- {n}" for n in notes(result)), ""]
     return "\n".join(parts)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from edge import runtime
 from edge.bench.fingerprint import fingerprint
 from edge.errors import EdgeError
 from edge.formats import FORMATS
@@ -39,6 +40,7 @@ class Row:
     accuracy: dict[str, Any] | None = None
     parity: dict[str, Any] = field(default_factory=dict)
     repeats: list[float] = field(default_factory=list)
+    note: str = ""  # what about this machine bears on the row (e.g. int8 saturation on x86 without VNNI)
 
 
 def find_artifacts(root: Path, families: list[str], formats: list[str], tag: str = ""
@@ -92,7 +94,8 @@ def run_bench(root: Path, families: list[str], formats: list[str], threads: list
     for fam, fmt, art, t in jobs:
         _, man = read_manifest(art)
         rows[(fam, fmt, t)] = Row(fam, fmt, t, "ok", artifact=str(art), size_mb=round(man.size_bytes / 1e6, 3),
-                                  trained=man.trained, parity=man.parity)
+                                  trained=man.trained, parity=man.parity,
+                                  note=runtime.int8_saturation_risk(man, path=art) or "")
     bar = tqdm(total=len(jobs) * repeats, desc="bench", unit="run", disable=not show_progress, file=sys.stderr)
     for rep in range(repeats):
         for fam, fmt, art, t in jobs:

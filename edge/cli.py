@@ -202,7 +202,15 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from edge.bench.report import COLUMNS, REC_HEADER, plain_table, recommendations_rows, table_rows, write_report
+    from edge.bench.report import (
+        COLUMNS,
+        REC_HEADER,
+        notes,
+        plain_table,
+        recommendations_rows,
+        table_rows,
+        write_report,
+    )
     from edge.bench.runner import run_bench
 
     fams = [f.name for f in parse_families(a.families)]
@@ -217,6 +225,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
         print(plain_table(COLUMNS, table_rows(result)))
         print()
         print(plain_table(REC_HEADER, recommendations_rows(result)))
+        for line in notes(result):
+            print(f"\nnote: {line}")
         print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -38,6 +38,24 @@ def fer_slice(root: Path, per_class: dict[str, int]) -> Path:
     return root
 
 
+def tomato_slice(root: Path, every: int) -> Path:
+    """A data root for ``EDGE_DATA``: the shared one with the tomato manifest cut to every ``every``-th crop (the
+    split hashes source photos, so each kept crop stays in its split), the other data sets linked whole."""
+    src = data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    for d in src.iterdir():
+        if d.name != "tomato":
+            (root / d.name).symlink_to(d.resolve())
+    big = root / "tomato" / "laboro_big"
+    big.mkdir(parents=True)
+    for f in (src / "tomato" / "laboro_big").iterdir():
+        if f.name != "manifest.csv":
+            (big / f.name).symlink_to(f.resolve())
+    head, *rows = (src / "tomato" / "laboro_big" / "manifest.csv").read_text().splitlines()
+    (big / "manifest.csv").write_text("\n".join([head, *rows[::every]]) + "\n")
+    return root
+
+
 @pytest.fixture(scope="module")
 def small_fer(tmp_path_factory):
     """EDGE_DATA with FER2013 cut to 40 training, 30 val and 30 test faces per class, for one module's tests."""

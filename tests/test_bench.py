@@ -6,6 +6,8 @@ import json
 import shutil
 
 from conftest import run_edge
+from edge import runtime
+from edge.manifest import read_manifest
 
 
 def test_bench_writes_reports_and_keeps_going_past_a_broken_artifact(fer_artifacts, tmp_path):
@@ -37,6 +39,12 @@ def test_bench_writes_reports_and_keeps_going_past_a_broken_artifact(fer_artifac
     assert rec["p50_ms"] <= fastest * 1.05  # the pick is within 5 % of the fastest measured in this run
     assert "Format" not in proc.stderr.splitlines()[-1]  # table goes to stdout, progress to stderr
     assert "Deploy" in proc.stdout
+    # an 8-bit S8 int8 file measured on an x86 CPU without VNNI: the report says its figures are this CPU's
+    risk = runtime.int8_saturation_risk(read_manifest(art / "fer" / "fer.int8.onnx")[1])
+    assert bool(status["onnx-int8"]["note"]) == bool(risk) and status["onnx"]["note"] == ""
+    assert ("## Notes on this machine" in md) == bool(risk) and ("note: fer onnx-int8: " in proc.stdout) == bool(risk)
+    if risk:
+        assert "--int8-target x86" in md
 
     b = json.loads(json.dumps(result))
     for r in b["rows"]:
