@@ -62,6 +62,14 @@ def find_artifacts(root: Path, families: list[str], formats: list[str], tag: str
     return sorted(found, key=lambda t: (families.index(t[0]), order.get(t[1].split("@")[0], 99), t[1]))
 
 
+def _shown(path: Path) -> Path:
+    """A path as a user would type it here: relative to the working folder when it lies under it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def run_worker(artifact: Path, threads: int, runs: int, seconds: float, evaluate: bool, timeout: float) -> dict:
     cmd = [sys.executable, "-m", "edge.bench.worker", str(artifact), "--threads", str(threads),
            "--runs", str(runs), "--seconds", str(seconds)] + (["--eval"] if evaluate else [])
@@ -95,7 +103,7 @@ def run_bench(root: Path, families: list[str], formats: list[str], threads: list
         _, man = read_manifest(art)
         rows[(fam, fmt, t)] = Row(fam, fmt, t, "ok", artifact=str(art), size_mb=round(man.size_bytes / 1e6, 3),
                                   trained=man.trained, parity=man.parity,
-                                  note=runtime.int8_saturation_risk(man, path=art) or "")
+                                  note=runtime.int8_saturation_risk(man, path=_shown(art)) or "")
     bar = tqdm(total=len(jobs) * repeats, desc="bench", unit="run", disable=not show_progress, file=sys.stderr)
     for rep in range(repeats):
         for fam, fmt, art, t in jobs:

@@ -5,7 +5,7 @@ x86 CPUs without VNNI use AVX2's VPMADDUBSW, which adds two products in int16 an
 loses 0.7 points there). Two ways out on such a CPU: the same integers stored unsigned (weight + 128, zero point
 128), which onnxruntime runs on U8 x U8 kernels that widen to 32 bits first (exact, slower), or 7-bit weights
 (fast, twice the rounding error). Measured on an AVX2 CPU without VNNI (NOTES, session r): FER test 0.6874 as S8,
-0.6946 as U8 (the VNNI and ARM figure), single-image latency 3.2 -> 4.5 ms.
+0.6946 as U8 (the VNNI and ARM figure), single-image latency 1.4-1.8x (docs/bench/int8-s8-vs-u8-x86-novnni-2core.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ INT8_TARGETS: dict[str, Int8Target] = {t.name: t for t in (
     Int8Target("arm", "s8", 8, "ARM boards and phones (a Pi): U8 x S8 kernels, exact"),
     Int8Target("x86-vnni", "s8", 8, "x86 CPUs with VNNI (AVX512-VNNI, AVX-VNNI, AMX): exact and fastest"),
     Int8Target("x86", "u8", 8, "any x86 CPU: the same 8-bit integers stored unsigned, U8 x U8 kernels never "
-                               "saturate; slower than U8 x S8 (1.4x measured on AVX2)"),
+                               "saturate; slower than U8 x S8 (1.4-1.8x measured on AVX2)"),
     Int8Target("x86-fast", "s8", 7, "x86 CPUs without VNNI, speed first: 7-bit weights cannot saturate U8 x S8, "
                                     "twice the rounding error"),
 )}
