@@ -501,6 +501,8 @@ def _restore_int8(a: argparse.Namespace) -> int:
                            "Artifact"],
                           [[r["family"], r["target"], r["weights"], score(r["source_here"]), score(r["here"]),
                             r["artifact"]]]))
+        if r.get("note"):
+            print(f"note: {r['note']}")
     return 0
 
 

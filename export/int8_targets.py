@@ -105,14 +105,22 @@ def retarget(src: Path | str, target: str, out_dir: Path | str) -> dict[str, obj
         raise EdgeError(f"{artifact.name} is {man.format}: --int8-target re-stores ONNX int8 files only")
     t = get_target(target)
     bits = 8 if man.exporter.get("reduce_range") == "false" else 7
-    if t.bits != bits:
-        raise EdgeError(f"{artifact.name} has {bits}-bit weights and {t.name} stores {t.bits}-bit ones: only a new "
-                        f"export from the checkpoint changes the bits ('edge export <run>/best.pt --int8-target "
-                        f"{t.name}')" + ("; its 7-bit weights are exact on every CPU already" if bits == 7 else ""))
+    if bits == 8 and t.bits == 7:
+        raise EdgeError(f"{artifact.name} has 8-bit weights and {t.name} stores 7-bit ones: only a new export from "
+                        f"the checkpoint changes the bits ('edge export <run>/best.pt --int8-target {t.name}')")
     dst = Path(out_dir) / man.family / artifact.name
     if dst.resolve() == artifact.resolve():
         raise EdgeError(f"{dst} is the source file; choose another --out")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if bits == 7:  # 7-bit weights cannot saturate: right for every target as they are
+        shutil.copy2(artifact, dst)
+        write_manifest(dst, man)
+        score = evaluate(runtime.load(dst))
+        return {"family": man.family, "artifact": str(dst), "target": t.name, "weights": stored_weights(man.exporter),
+                "tensors_changed": 0, "metric": (score or {}).get("metric"), "source_here": (score or {}).get("value"),
+                "here": (score or {}).get("value"),
+                "note": "7-bit weights are exact on every CPU: copied unchanged (a new export from the checkpoint "
+                        "gives 8-bit ones)"}
     shutil.copy2(artifact, dst)
     changed = store_weights(dst, t.weights)
     source_weights = stored_weights(man.exporter)

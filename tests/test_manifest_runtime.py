@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,8 +194,17 @@ def test_an_int8_onnx_file_is_restored_for_another_cpu_without_its_checkpoint(fe
                        (["export", str(src), "--int8-target", "x86", "--out", str(fer_artifacts)], "source file"),
                        (["export", str(tmp_path / "r.int8.onnx"), "--int8-target", "x86"], "not found"),
                        (["export", str(fer_artifacts / "fer" / "fer.onnx"), "--int8-target", "x86", "--out",
-                         str(tmp_path)], "ONNX int8 files only")):
+                         str(tmp_path)], "ONNX int8 files only"),
+                       (["export", str(src), "--int8-target", "x86-fast", "--out", str(tmp_path / "b")],
+                        "only a new export from the checkpoint")):
         assert main(argv) == 2 and says in capsys.readouterr().err, argv
+    # 7-bit weights (the zoo's asl file) cannot saturate anywhere: copied as they are, whatever the target
+    seven = Path(__file__).resolve().parents[1] / "models" / "zoo" / "asl" / "asl.int8.onnx"
+    assert main(["export", str(seven), "--int8-target", "x86", "--out", str(tmp_path / "7"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tensors_changed"] == 0 and out["weights"] == "s8" and "copied unchanged" in out["note"]
+    assert (tmp_path / "7" / "asl" / "asl.int8.onnx").read_bytes() == seven.read_bytes()
+    assert out["here"] == out["source_here"]
 
 
 def test_wrong_shape_says_what_is_expected(fer_artifacts):
