@@ -103,7 +103,7 @@ def run_bench(root: Path, families: list[str], formats: list[str], threads: list
         _, man = read_manifest(art)
         rows[(fam, fmt, t)] = Row(fam, fmt, t, "ok", artifact=str(art), size_mb=round(man.size_bytes / 1e6, 3),
                                   trained=man.trained, parity=man.parity,
-                                  note=runtime.int8_saturation_risk(man, path=_shown(art)) or "")
+                                  note=runtime.int8_note(man, path=_shown(art)) or "")
     bar = tqdm(total=len(jobs) * repeats, desc="bench", unit="run", disable=not show_progress, file=sys.stderr)
     for rep in range(repeats):
         for fam, fmt, art, t in jobs:

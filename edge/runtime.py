@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
+import importlib.util
 import logging
 import os
 import platform
@@ -105,14 +106,19 @@ class OnnxModel(Model):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        source: str | bytes = str(artifact)
+        self.int8_note = int8_note(manifest, path=artifact)
+        self.int8_as_u8 = bool(self.int8_note) and int8_exact_here()
+        if self.int8_as_u8:  # S8 weights that would saturate here: the same integers as U8, in memory
+            source = _u8_model_bytes(artifact)
+            log.info("%s: %s", artifact.name, self.int8_note)
+        elif self.int8_note:
+            log.warning("%s: %s", artifact.name, self.int8_note)
         try:
-            self.session = ort.InferenceSession(str(artifact), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EdgeError(f"cannot load {artifact.name} with onnxruntime: {_first_line(exc)}") from None
         self.input_name = self.session.get_inputs()[0].name
-        risk = int8_saturation_risk(manifest, path=artifact)
-        if risk:
-            log.warning("%s: %s", artifact.name, risk)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
@@ -153,6 +159,40 @@ def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: 
     return ("8-bit S8 int8 weights on an x86 CPU without VNNI: onnxruntime's U8S8 products can saturate here; "
             f"'edge export {path or manifest.file} --int8-target x86' stores the same integers unsigned, exact "
             "on this CPU")
+
+
+def int8_exact_here() -> bool:
+    """Whether S8 int8 weights that would saturate on this CPU run as U8 in memory: ``EDGE_INT8_EXACT`` (default
+    on; 0 runs files as stored, e.g. to measure the saturation) and the ``onnx`` package to rewrite them."""
+    if os.environ.get("EDGE_INT8_EXACT", "1") == "0":
+        return False
+    return importlib.util.find_spec("onnx") is not None
+
+
+def int8_note(manifest: Manifest, machine: str | None = None, flags: set[str] | None = None,
+              path: Path | None = None) -> str | None:
+    """What this CPU does to an ONNX int8 file, for logs and benchmark notes: None where it runs exactly as stored."""
+    risk = int8_saturation_risk(manifest, machine, flags, path)
+    if risk is None:
+        return None
+    if int8_exact_here():
+        return ("8-bit S8 int8 weights, which saturate on an x86 CPU without VNNI, run here as the same integers "
+                "stored U8 (in memory; exact, 1.4-1.8x slower than S8; EDGE_INT8_EXACT=0 runs them as stored, "
+                f"'edge export {path or manifest.file} --int8-target x86' writes such a file)")
+    if os.environ.get("EDGE_INT8_EXACT", "1") != "0":
+        risk += "; with the onnx package (pip install onnx) the runtime does this in memory"
+    return risk
+
+
+def _u8_model_bytes(artifact: Path) -> bytes:
+    """The model with its S8 weights stored U8 (``edge.int8``), serialised for onnxruntime."""
+    import onnx
+
+    from edge.int8 import resign_weights
+
+    model = onnx.load(str(artifact))
+    resign_weights(model, "u8")
+    return model.SerializeToString()
 
 
 # ------------------------------------------------------------------- LiteRT

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.int8 import resign_weights
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,6 @@ INT8_TARGETS: dict[str, Int8Target] = {t.name: t for t in (
                                     "twice the rounding error"),
 )}
 DEFAULT_TARGET = "arm"
-WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def target_here(machine: str | None = None, flags: set[str] | None = None) -> str:
@@ -57,31 +57,12 @@ def get_target(name: str) -> Int8Target:
 
 
 def store_weights(path: Path, weights: str) -> int:
-    """Rewrite a QDQ model's weight integers (the constant second input of Conv / Gemm / MatMul) in place as
-    ``weights`` ("u8" or "s8"): q +/- 128 and its zero point +/- 128, the same real numbers. Returns how many weight
-    tensors changed."""
-    import numpy as np
+    """Rewrite a QDQ model file's weight integers in place as ``weights`` ("u8" or "s8"): q +/- 128 and its zero
+    point +/- 128, the same real numbers (``edge.int8.resign_weights``). Returns how many weight tensors changed."""
     import onnx
-    from onnx import TensorProto, numpy_helper
 
-    src, dst, shift = ((TensorProto.INT8, np.uint8, 128) if weights == "u8" else (TensorProto.UINT8, np.int8, -128))
     model = onnx.load(str(path))
-    inits = {i.name: i for i in model.graph.initializer}
-    weight_inputs = {n.input[1] for n in model.graph.node if n.op_type in WEIGHTED_OPS and len(n.input) > 1}
-    done: set[str] = set()
-    changed = 0
-    for node in model.graph.node:
-        if node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.output[0] not in weight_inputs:
-            continue
-        w, zp = node.input[0], node.input[2]
-        if w not in inits or zp not in inits or inits[w].data_type != src or inits[zp].data_type != src:
-            continue
-        for name in (w, zp):
-            if name not in done:
-                q = numpy_helper.to_array(inits[name]).astype(np.int16) + shift
-                inits[name].CopyFrom(numpy_helper.from_array(q.astype(dst), name))
-                done.add(name)
-        changed += 1
+    changed = resign_weights(model, weights)
     onnx.save(model, str(path))
     return changed
 

@@ -60,7 +60,7 @@ def _int8_weight_peak(path) -> int:
 
 
 def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where_they_can_saturate(
-        fer_artifacts, tmp_path, caplog):
+        fer_artifacts, tmp_path, caplog, monkeypatch):
     from edge.export.image_formats import quantize_onnx
 
     full = fer_artifacts / "fer" / "fer.int8.onnx"
@@ -82,9 +82,20 @@ def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where
     # the zoo's fer file 0.6874 there vs 0.6946 on a VNNI CPU)
     from edge.export.pipeline import gate_reason
 
+    monkeypatch.setenv("EDGE_INT8_EXACT", "0")  # the runtime runs the file as stored
     why = gate_reason(["accuracy_drop 0.0209 (limit 0.01)"], man, "x86_64", old_cpu)
     assert why.startswith("parity out of tolerance: accuracy_drop 0.0209") and "--int8-target x86" in why
     assert "VNNI" not in gate_reason(["accuracy_drop 0.0209 (limit 0.01)"], man, "aarch64", old_cpu)
+    assert runtime.int8_note(man, "x86_64", old_cpu) == risk
+    monkeypatch.setenv("EDGE_INT8_EXACT", "1")  # the default: such weights run as U8 in memory, nothing saturates
+    assert "VNNI" not in gate_reason(["accuracy_drop 0.0209 (limit 0.01)"], man, "x86_64", old_cpu)
+    assert "run here as the same integers stored U8" in runtime.int8_note(man, "x86_64", old_cpu)
+    assert runtime.int8_note(man, "aarch64", old_cpu) is None
+    with monkeypatch.context() as m:  # a runtime without the onnx package (it is an x86-only dependency) warns
+        m.setitem(sys.modules, "onnx", None)
+        assert runtime.int8_note(man, "x86_64", old_cpu) == risk + ("; with the onnx package (pip install onnx) the "
+                                                                     "runtime does this in memory")
+        assert "--int8-target x86" in gate_reason(["accuracy_drop 0.0209 (limit 0.01)"], man, "x86_64", old_cpu)
     man.exporter["int8_weights"] = "u8"
     assert runtime.int8_saturation_risk(man, "x86_64", old_cpu) is None
     man.exporter["int8_weights"] = "s8"
@@ -96,9 +107,16 @@ def test_int8_weights_use_8_bits_unless_reduce_range_and_the_runtime_warns_where
     assert runtime.int8_saturation_risk(onnx_man, "x86_64", old_cpu) is None
     flags = runtime.cpu_flags()
     if flags is not None and not any(f in flags for f in runtime.VNNI_FLAGS) and runtime.platform.machine() == "x86_64":
+        with caplog.at_level("INFO", logger="edge.runtime"):
+            assert runtime.load(full).int8_as_u8
+        assert "stored U8" in caplog.text
+        caplog.clear()
+        monkeypatch.setenv("EDGE_INT8_EXACT", "0")
         with caplog.at_level("WARNING", logger="edge.runtime"):
-            runtime.load(full)
+            assert not runtime.load(full).int8_as_u8
         assert "--int8-target x86" in caplog.text
+    else:  # ARM / VNNI: every file runs as stored
+        assert not runtime.load(full).int8_as_u8
 
 
 def _saturating_conv(path) -> None:
@@ -163,7 +181,8 @@ def test_int8_targets_store_weights_so_that_no_cpu_saturates(tmp_path):
     assert target_here("x86_64", {"avx2"}) == "x86" and target_here("x86_64", {"avx2", "avx_vnni"}) == "x86-vnni"
 
 
-def test_an_int8_onnx_file_is_restored_for_another_cpu_without_its_checkpoint(fer_artifacts, tmp_path, capsys):
+def test_an_int8_onnx_file_is_restored_for_another_cpu_without_its_checkpoint(fer_artifacts, tmp_path, capsys,
+                                                                            monkeypatch):
     from edge.cli import main
 
     src = fer_artifacts / "fer" / "fer.int8.onnx"
@@ -190,6 +209,11 @@ def test_an_int8_onnx_file_is_restored_for_another_cpu_without_its_checkpoint(fe
         np.testing.assert_array_equal(restored, original)
     else:  # x86 without VNNI: U8 x U8 sums are exact, U8 x S8 ones saturate
         assert np.abs(restored - fake).max() < np.abs(original - fake).max()
+    # the runtime runs the S8 file as the U8 one wherever S8 would saturate (EDGE_INT8_EXACT=0: as stored)
+    np.testing.assert_array_equal(runtime.load(src).predict(x), restored)
+    monkeypatch.setenv("EDGE_INT8_EXACT", "0")
+    np.testing.assert_array_equal(runtime.load(src).predict(x), original)
+    monkeypatch.delenv("EDGE_INT8_EXACT")
     for argv, says in ((["export", str(src), "--out", str(tmp_path)], "with --int8-target"),
                        (["export", str(src), "--int8-target", "x86", "--out", str(fer_artifacts)], "source file"),
                        (["export", str(tmp_path / "r.int8.onnx"), "--int8-target", "x86"], "not found"),
