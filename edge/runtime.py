@@ -106,18 +106,15 @@ class OnnxModel(Model):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        source: str | bytes = str(artifact)
         self.int8_note = int8_note(manifest, path=artifact)
         self.int8_as_u8 = bool(self.int8_note) and int8_exact_here()
-        if self.int8_as_u8:  # S8 weights that would saturate here: the same integers as U8, in memory
-            source = _u8_model_bytes(artifact)
-            log.info("%s: %s", artifact.name, self.int8_note)
-        elif self.int8_note:
-            log.warning("%s: %s", artifact.name, self.int8_note)
-        try:
+        try:  # S8 weights that would saturate here run as the same integers stored U8, in memory
+            source = _u8_model_bytes(artifact) if self.int8_as_u8 else str(artifact)
             self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
+        except Exception as exc:  # onnxruntime and onnx raise their own exception types
             raise EdgeError(f"cannot load {artifact.name} with onnxruntime: {_first_line(exc)}") from None
+        if self.int8_note:
+            (log.info if self.int8_as_u8 else log.warning)("%s: %s", artifact.name, self.int8_note)
         self.input_name = self.session.get_inputs()[0].name
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
