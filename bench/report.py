@@ -89,8 +89,9 @@ def to_markdown(result: dict) -> str:
         "## Deploy recommendation", "",
         markdown_table(REC_HEADER, recommendations_rows(result)), "",
     ]
-    if notes(result):
-        parts += ["## Notes on this machine", "", *(f"- {n}" for n in notes(result)), ""]
+    lines = notes(result)
+    if lines:
+        parts += ["## Notes on this machine", "", *(f"- {n}" for n in lines), ""]
     return "\n".join(parts)
 
 

@@ -12,6 +12,11 @@ from typing import Any
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
+def stored_weights(exporter: dict[str, str]) -> str:
+    """How a manifest's ONNX int8 weights are stored ("s8" before targets existed)."""
+    return exporter.get("int8_weights", "s8")
+
+
 def resign_weights(model: Any, weights: str) -> int:
     """Store an ONNX QDQ model's weight integers (the constant second input of Conv / Gemm / MatMul) as ``weights``
     ("u8" or "s8"), in place; returns how many weight tensors changed."""

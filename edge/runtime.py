@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EdgeError, InputError, MissingDependency
+from edge.int8 import resign_weights, stored_weights
 from edge.manifest import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,18 @@ def cpu_flags() -> set[str] | None:
     return None
 
 
+def int8_cpu(machine: str | None = None, flags: set[str] | None = None) -> str:
+    """This CPU as onnxruntime's int8 kernels see it: "arm" (any non-x86), "x86-vnni", "x86" (no VNNI: U8 x S8 sums
+    saturate) or "x86-unknown" (its flags cannot be read)."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "x86", "i686"):
+        return "arm"
+    flags = cpu_flags() if flags is None else flags
+    if flags is None:
+        return "x86-unknown"
+    return "x86-vnni" if any(f in flags for f in VNNI_FLAGS) else "x86"
+
+
 def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: set[str] | None = None,
                          path: Path | None = None) -> str | None:
     """Why an ONNX int8 model with 8-bit S8 weights may lose accuracy on this CPU, or None.
@@ -145,25 +158,22 @@ def int8_saturation_risk(manifest: Manifest, machine: str | None = None, flags: 
     default) are safe. ``path`` names the file in the advice (default: the manifest's file name).
     """
     if (manifest.format != "onnx-int8" or manifest.exporter.get("reduce_range") != "false"
-            or manifest.exporter.get("int8_weights", "s8") != "s8"):
-        return None
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64", "x86", "i686"):
-        return None
-    flags = cpu_flags() if flags is None else flags
-    if flags is None or any(f in flags for f in VNNI_FLAGS):
+            or stored_weights(manifest.exporter) != "s8" or int8_cpu(machine, flags) != "x86"):
         return None
     return ("8-bit S8 int8 weights on an x86 CPU without VNNI: onnxruntime's U8S8 products can saturate here; "
             f"'edge export {path or manifest.file} --int8-target x86' stores the same integers unsigned, exact "
             "on this CPU")
 
 
+def _int8_exact_wanted() -> bool:
+    """``EDGE_INT8_EXACT``: default on; 0 runs int8 files as stored (e.g. to measure the saturation)."""
+    return os.environ.get("EDGE_INT8_EXACT", "1") != "0"
+
+
 def int8_exact_here() -> bool:
-    """Whether S8 int8 weights that would saturate on this CPU run as U8 in memory: ``EDGE_INT8_EXACT`` (default
-    on; 0 runs files as stored, e.g. to measure the saturation) and the ``onnx`` package to rewrite them."""
-    if os.environ.get("EDGE_INT8_EXACT", "1") == "0":
-        return False
-    return importlib.util.find_spec("onnx") is not None
+    """Whether S8 int8 weights that would saturate on this CPU run as U8 in memory: wanted
+    (``EDGE_INT8_EXACT``) and the ``onnx`` package there to rewrite them."""
+    return _int8_exact_wanted() and importlib.util.find_spec("onnx") is not None
 
 
 def int8_note(manifest: Manifest, machine: str | None = None, flags: set[str] | None = None,
@@ -176,7 +186,7 @@ def int8_note(manifest: Manifest, machine: str | None = None, flags: set[str] | 
         return ("8-bit S8 int8 weights, which saturate on an x86 CPU without VNNI, run here as the same integers "
                 "stored U8 (in memory; exact, 1.4-1.8x slower than S8; EDGE_INT8_EXACT=0 runs them as stored, "
                 f"'edge export {path or manifest.file} --int8-target x86' writes such a file)")
-    if os.environ.get("EDGE_INT8_EXACT", "1") != "0":
+    if _int8_exact_wanted():
         risk += "; with the onnx package (pip install onnx) the runtime does this in memory"
     return risk
 
@@ -184,8 +194,6 @@ def int8_note(manifest: Manifest, machine: str | None = None, flags: set[str] | 
 def _u8_model_bytes(artifact: Path) -> bytes:
     """The model with its S8 weights stored U8 (``edge.int8``), serialised for onnxruntime."""
     import onnx
-
-    from edge.int8 import resign_weights
 
     model = onnx.load(str(artifact))
     resign_weights(model, "u8")

@@ -10,12 +10,11 @@ loses 0.7 points there). Two ways out on such a CPU: the same integers stored un
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
-from edge.int8 import resign_weights
+from edge.int8 import resign_weights, stored_weights
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,8 @@ def target_here(machine: str | None = None, flags: set[str] | None = None) -> st
     """The target for this CPU: arm, x86-vnni or x86 (exact everywhere; x86-fast is only ever asked for)."""
     from edge import runtime
 
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64", "x86", "i686"):
-        return "arm"
-    flags = runtime.cpu_flags() if flags is None else flags
-    return "x86-vnni" if flags and any(f in flags for f in runtime.VNNI_FLAGS) else "x86"
+    cpu = runtime.int8_cpu(machine, flags)
+    return "x86" if cpu == "x86-unknown" else cpu
 
 
 def get_target(name: str) -> Int8Target:
@@ -65,11 +61,6 @@ def store_weights(path: Path, weights: str) -> int:
     changed = resign_weights(model, weights)
     onnx.save(model, str(path))
     return changed
-
-
-def stored_weights(exporter: dict[str, str]) -> str:
-    """How a manifest's ONNX int8 weights are stored ("s8" before targets existed)."""
-    return exporter.get("int8_weights", "s8")
 
 
 def retarget(src: Path | str, target: str, out_dir: Path | str) -> dict[str, object]:
@@ -93,27 +84,24 @@ def retarget(src: Path | str, target: str, out_dir: Path | str) -> dict[str, obj
     if dst.resolve() == artifact.resolve():
         raise EdgeError(f"{dst} is the source file; choose another --out")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if bits == 7:  # 7-bit weights cannot saturate: right for every target as they are
-        shutil.copy2(artifact, dst)
-        write_manifest(dst, man)
-        score = evaluate(runtime.load(dst))
-        return {"family": man.family, "artifact": str(dst), "target": t.name, "weights": stored_weights(man.exporter),
-                "tensors_changed": 0, "metric": (score or {}).get("metric"), "source_here": (score or {}).get("value"),
-                "here": (score or {}).get("value"),
-                "note": "7-bit weights are exact on every CPU: copied unchanged (a new export from the checkpoint "
-                        "gives 8-bit ones)"}
     shutil.copy2(artifact, dst)
-    changed = store_weights(dst, t.weights)
     source_weights = stored_weights(man.exporter)
-    man.exporter.update({
-        "int8_target": t.name, "int8_weights": t.weights,
-        "quantizer": man.exporter.get("quantizer", "").replace(f"{source_weights.upper()} {bits}-bit",
-                                                               f"{t.weights.upper()} {bits}-bit"),
-        "rewritten_from": f"{artifact.name} sha256 {man.sha256[:12]} ({source_weights} weights)",
-    })
+    extra = {}
+    if bits == 7:  # 7-bit weights cannot saturate: right for every target as they are
+        changed = 0
+        extra["note"] = "7-bit weights are exact on every CPU: copied unchanged (a new export from the checkpoint " \
+                        "gives 8-bit ones)"
+    else:
+        changed = store_weights(dst, t.weights)
+        man.exporter.update({
+            "int8_target": t.name, "int8_weights": t.weights,
+            "quantizer": man.exporter.get("quantizer", "").replace(f"{source_weights.upper()} {bits}-bit",
+                                                                   f"{t.weights.upper()} {bits}-bit"),
+            "rewritten_from": f"{artifact.name} sha256 {man.sha256[:12]} ({source_weights} weights)",
+        })
     write_manifest(dst, man)
-    before = evaluate(runtime.load(artifact))
     after = evaluate(runtime.load(dst))
-    return {"family": man.family, "artifact": str(dst), "target": t.name, "weights": t.weights,
+    before = after if bits == 7 else evaluate(runtime.load(artifact))  # a 7-bit copy is the same file
+    return {"family": man.family, "artifact": str(dst), "target": t.name, "weights": stored_weights(man.exporter),
             "tensors_changed": changed, "metric": (after or {}).get("metric"),
-            "source_here": (before or {}).get("value"), "here": (after or {}).get("value")}
+            "source_here": (before or {}).get("value"), "here": (after or {}).get("value"), **extra}
