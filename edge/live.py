@@ -40,7 +40,7 @@ class Classifier:
 
     @classmethod
     def open(cls, artifact: Path | str, threads: int = 1, override: dict[str, Any] | None = None,
-             detector: str = "haar") -> Classifier:
+             detector: str = "auto") -> Classifier:
         model = load(artifact, threads=threads)
         if model.manifest.task != "classify" or model.manifest.input.layout != "NCHW":
             raise EdgeError(f"{Path(artifact).name} is not an image classifier ({model.manifest.task})")

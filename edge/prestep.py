@@ -49,7 +49,7 @@ class Prestep:
     """Callable: frame (H, W[, 3] uint8) -> list of (crop, box); an empty list when there is nothing to classify."""
 
     spec: dict[str, Any]
-    detector_spec: str = "haar"
+    detector_spec: str = "auto"
     all_faces: bool = False
     detector: Any = field(default=None, repr=False)
 

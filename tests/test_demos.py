@@ -66,6 +66,36 @@ def test_prestep_regions_and_face_crop() -> None:
         parse_roi("0.5,0.5,2,0.1")
 
 
+def test_fer_crop_frames_the_face_as_fer2013_does(tmp_path: Path) -> None:
+    """scripts/fer_live_framing.py on 10 faces a class: Haar's box on a FER2013 face put into a frame is the face
+    picture itself (so FER's prestep margin is 0, in the family table and the zoo's manifests), BlazeFace ('auto',
+    the live default) finds at least as many faces as Haar and frames them alike, and a wide crop costs accuracy."""
+    import subprocess
+    import sys
+
+    from edge.families import get_family
+    from edge.manifest import read_manifest
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "scripts/fer_live_framing.py", "--per-class", "10", "--margins", "0,0.15",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "fer-live-framing-x86-2core.json").read_text())["rows"]
+    assert len(rows) == 2 * 2 * 2 * 2  # splits x frame kinds x detectors x margins
+    for r in rows:
+        if r["margin"] == 0:
+            assert 0.9 <= r["box_over_face"] <= 1.1 and abs(r["centre_dx"]) < 0.05 and abs(r["centre_dy"]) < 0.07, r
+    for split in ("val", "test"):
+        for kind in ("flat gray", "edge pixels"):
+            found = {r["detector"]: r["found"] for r in rows if (r["split"], r["frames"]) == (split, kind)}
+            assert found["auto"] >= found["haar"], (split, kind, found)
+    acc = {m: np.mean([r["acc_found"] for r in rows if r["margin"] == m]) for m in (0, 0.15)}
+    assert acc[0] > acc[0.15] + 0.03, acc
+    assert get_family("fer").prestep["margin"] == 0
+    for man in (root / "models" / "zoo" / "fer").glob("*.json"):
+        assert read_manifest(man)[1].prestep == get_family("fer").prestep, man
+
+
 def test_smoothing_stops_flicker_and_ema() -> None:
     a, b = np.array([0.9, 0.1]), np.array([0.3, 0.7])
     sm = Smoother("majority", window=5)
