@@ -193,6 +193,30 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(a: argparse.Namespace) -> int:
+    """Score a deployed model on a labelled folder of the user's pictures (torch-free)."""
+    from edge.evaluate import evaluate_folder, markdown, parse_class_map
+    from edge.zoo import resolve_model
+
+    mapping = parse_class_map(a.map)
+    if not Path(a.data).is_dir():
+        raise EdgeError(f"data folder not found: {a.data}")
+    report = evaluate_folder(resolve_model(a.model), a.data, mapping, as_is=a.as_is, threads=a.threads,
+                             progress=not a.json)
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown(report))
+    if a.json:
+        _print_json(report)
+    else:
+        print(markdown(report), end="")
+        if a.out:
+            print(f"wrote {Path(a.out).with_suffix('.json')} and .md")
+    return 0
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     from edge.manifest import read_manifest
 
@@ -558,6 +582,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="report only; leave the manifests as they are")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_calibrate)
+
+    p = sub.add_parser("eval", help="score a deployed model on your own labelled pictures (one folder per class, or "
+                                    "per person for the face model), framed as the apps frame an upload")
+    p.add_argument("model", help="zoo name (fer, asl, tomato, face) or an artifact path")
+    p.add_argument("--data", required=True, help="folder with one subfolder per class (face: per person)")
+    p.add_argument("--map", help="folder=class renames, comma-separated (e.g. joy=happy,anger=angry)")
+    p.add_argument("--as-is", action="store_true", help="feed whole pictures: no face finding or centre crop")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", help="write the report here as .json and .md")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("info", help="print an artifact's manifest (and check its sha256)")
     p.add_argument("artifact")

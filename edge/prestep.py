@@ -84,6 +84,16 @@ class Prestep:
         boxes = [expand_box(b, frame.shape, margin, square) for b in faces]
         return [(crop(frame, b), b) for b in boxes if b[2] > 0 and b[3] > 0]
 
+    def for_picture(self, img: np.ndarray, from_camera: bool = False) -> tuple[np.ndarray, Box, bool]:
+        """The one crop an app classifies in a picture: (crop, box, missed). A camera frame goes through the whole
+        prestep; a picture (an upload, a labelled folder) is taken as already framed (the ASL guide box is for the
+        camera), except that faces are still found and the centre crop applied. Where no face is found the whole
+        picture is used and ``missed`` is True."""
+        found = self(img) if from_camera or self.kind in ("face", "center_crop") else []
+        if found:
+            return found[0][0], found[0][1], False
+        return img, (0, 0, img.shape[1], img.shape[0]), self.kind == "face"
+
     def __call__(self, frame: np.ndarray) -> list[tuple[np.ndarray, Box]]:
         if frame is None or frame.size == 0:
             return []

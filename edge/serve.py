@@ -82,22 +82,12 @@ def decode_upload(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX
 
 
 def predict_image(clf: Classifier, img: np.ndarray, from_camera: bool) -> dict[str, Any]:
-    """Top-3 for one image.  A camera frame goes through the full prestep; an upload is taken as already framed
-    (the ASL guide box is for the camera), except that faces are still found and the tomato crop applied."""
-    kind = clf.prestep.kind
-    note = ""
-    if from_camera or kind in ("face", "center_crop"):
-        found = clf.prestep(img)
-    else:
-        found = []
-    if not found:
-        if kind == "face":
-            note = "no face found: the whole image was classified"
-        found = [(img, (0, 0, img.shape[1], img.shape[0]))]
-    probs = clf.predict_crops([found[0][0]])[0]
-    out = {"top": clf.top(probs, 3), "box": list(found[0][1]), "prestep": kind}
-    if note:
-        out["note"] = note
+    """Top-3 for one image, framed as ``Prestep.for_picture`` says (a camera frame or an upload)."""
+    crop, box, missed = clf.prestep.for_picture(img, from_camera)
+    probs = clf.predict_crops([crop])[0]
+    out = {"top": clf.top(probs, 3), "box": list(box), "prestep": clf.prestep.kind}
+    if missed:
+        out["note"] = "no face found: the whole image was classified"
     return out
 
 

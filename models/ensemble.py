@@ -30,12 +30,12 @@ from torch import nn
 from edge.data import equalize_batch
 from edge.errors import EdgeError
 from edge.families import get_family
+from edge.metrics import classification_report
 from edge.models.checkpoint import model_from_payload, read_checkpoint, run_checkpoint, save_checkpoint
 from edge.models.train_common import (
     CACHE_DIR,
     Timer,
     cache_images,
-    classification_report,
     hardware,
     plot_confusion,
     plot_roc,
@@ -241,7 +241,8 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
     """Face runs (identity protocol, one data hash) as one ``EmbeddingMean``: pairs of the val people choose its
     threshold (best F1), the test people's pairs score it, as ``edge train face`` scores a run."""
     from edge.data import split_family
-    from edge.models.train_face import _pairs, _score_test, verification_metrics
+    from edge.metrics import verification_metrics
+    from edge.models.train_face import _pairs, _score_test
 
     fam = get_family("face")
     protocols = {c.get("protocol", "identities") for c in cfgs}

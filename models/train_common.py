@@ -71,24 +71,6 @@ def data_hash(samples: list[Sample]) -> str:
     return h.hexdigest()[:16]
 
 
-def classification_report(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    k = len(classes)
-    cm = np.zeros((k, k), np.int64)
-    for t, p in zip(y, pred):
-        cm[t, p] += 1
-    per = {}
-    for i, c in enumerate(classes):
-        tp = cm[i, i]
-        prec = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
-        rec = tp / cm[i].sum() if cm[i].sum() else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[c] = {"precision": round(float(prec), 4), "recall": round(float(rec), 4), "f1": round(float(f1), 4),
-                  "support": int(cm[i].sum())}
-    return {"accuracy": round(float((y == pred).mean()), 4),
-            "macro_f1": round(float(np.mean([v["f1"] for v in per.values()])), 4),
-            "n": int(len(y)), "per_class": per, "confusion": cm.tolist()}
-
-
 def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: str) -> Path | None:
     try:
         import matplotlib

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from edge.data import equalize_batch, split_faces_paper, split_family
 from edge.errors import EdgeError
 from edge.families import get_family
+from edge.metrics import pair_scores, verification_metrics
 from edge.models.augment import AugmentConfig, augment, equalized_float
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.siamese import contrastive_loss
@@ -83,44 +84,6 @@ def face_config(recipe: str = "face", **overrides: Any) -> FaceConfig:
     if recipe not in RECIPES:
         raise EdgeError(f"no face training recipe '{recipe}'; have: {', '.join(RECIPES)}")
     return FaceConfig(**{**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}})
-
-
-def pair_scores(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distance and genuine/impostor flag for every unordered pair."""
-    d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
-    iu = np.triu_indices(len(emb), 1)
-    return d[iu], (labels[:, None] == labels[None])[iu]
-
-
-def verification_metrics(dist: np.ndarray, same: np.ndarray, threshold: float | None = None) -> dict[str, Any]:
-    """ROC-AUC, EER, and F1 / accuracy / false-accept rate at ``threshold`` (best-F1 threshold if None)."""
-    order = np.argsort(dist)
-    d, s = dist[order], same[order].astype(np.float64)
-    tp = np.cumsum(s)
-    fp = np.cumsum(1 - s)
-    pos, neg = s.sum(), (1 - s).sum()
-    tpr, fpr = tp / max(pos, 1), fp / max(neg, 1)
-    auc = float(np.trapezoid(np.concatenate([[0], tpr]), np.concatenate([[0], fpr])))
-    i_eer = int(np.argmin(np.abs((1 - tpr) - fpr)))
-    eer = float((1 - tpr[i_eer] + fpr[i_eer]) / 2)
-    if threshold is None:
-        prec = tp / np.maximum(tp + fp, 1)
-        f1 = 2 * prec * tpr / np.maximum(prec + tpr, 1e-12)
-        threshold = float(d[int(np.argmax(f1))])
-    pred = dist <= threshold
-    tp_t = float((pred & same).sum())
-    fp_t = float((pred & ~same).sum())
-    fn_t = float((~pred & same).sum())
-    f1_t = 2 * tp_t / max(2 * tp_t + fp_t + fn_t, 1)
-    tpr_t, fpr_t = tp_t / max(pos, 1), fp_t / max(neg, 1)
-    # F1 as it would be on equally many genuine and impostor pairs (the usual pair test sets; all pairs here
-    # are mostly impostors, which makes plain F1 far harsher): a model that calls every pair "same" gets 0.667
-    f1_bal = 2 * tpr_t / max(1 + tpr_t + fpr_t, 1e-12)
-    return {"roc_auc": round(auc, 4), "eer": round(eer, 4), "threshold": round(float(threshold), 4),
-            "f1": round(f1_t, 4), "f1_balanced": round(float(f1_bal), 4),
-            "accuracy": round(float((pred == same).mean()), 4),
-            "far": round(float(fpr_t), 4), "frr": round(float(fn_t / max(pos, 1)), 4),
-            "pairs": int(len(dist)), "genuine_pairs": int(pos)}
 
 
 def _embed(model: torch.nn.Module, x: np.ndarray, mean: float, std: float) -> np.ndarray:

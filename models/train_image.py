@@ -17,13 +17,13 @@ from edge.data import equalize_batch, list_image_folder, split_family
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.manifest import InputSpec
+from edge.metrics import classification_report
 from edge.models.augment import AugmentConfig, augment, equalized_float
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.train_common import (
     CACHE_DIR,
     Timer,
     cache_images,
-    classification_report,
     data_hash,
     hardware,
     plot_confusion,

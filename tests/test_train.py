@@ -285,7 +285,7 @@ def test_face_distillation_follows_the_teacher(tmp_path, monkeypatch):
 
 
 def test_verification_metrics_on_known_scores():
-    from edge.models.train_face import verification_metrics
+    from edge.metrics import verification_metrics
 
     dist = np.array([0.1, 0.2, 0.3, 0.8, 0.9, 1.0])
     same = np.array([True, True, True, False, False, False])

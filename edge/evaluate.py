@@ -1,0 +1,166 @@
+"""``edge eval``: a deployed model on your own labelled pictures, through the torch-free runtime.
+
+The data is a folder with one subfolder per class (for the face embedder, one per person). Each picture is framed as
+the apps frame an upload (``Prestep.for_picture``): FER and the face embedder find the face (the whole picture where
+none is found, counted), tomato takes its centre crop, ASL takes the picture as it is; ``as_is`` skips all that.
+Folder names match the model's classes regardless of case; a map renames the others (``joy=happy``). Unreadable
+pictures are skipped and counted. Classifiers get accuracy, macro F1 (over the classes the folder has), a per-class
+table and the confusion matrix; the face embedder gets every pair of pictures, same person or not, judged at the
+manifest's distance threshold (accuracy, F1, false accepts and rejects), with EER and ROC-AUC.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from edge.data import list_image_folder, read_image, to_tensor
+from edge.errors import EdgeError, InputError
+from edge.metrics import classification_report, pair_scores, verification_metrics
+
+BATCH = 64
+FRAMING = {"whole": "taken as they are", "roi": "taken as they are",
+           "face": "cropped to the face found in each (as `edge serve` does with an upload)",
+           "center_crop": "cropped to their centre (as `edge serve` does with an upload)"}
+# the manifest's figures on the model's own test split, printed beside the folder's
+CARD_KEYS = ("test_accuracy", "test_macro_f1", "test_f1", "test_eer", "test_roc_auc")
+
+
+def parse_class_map(text: str | None) -> dict[str, str]:
+    """'joy=happy,anger=angry' -> {'joy': 'happy', 'anger': 'angry'} (folder name -> model class, lower case)."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        folder, sep, cls = part.partition("=")
+        if not sep or not folder.strip() or not cls.strip():
+            raise EdgeError(f"--map wants folder=class pairs separated by commas, got {part!r}")
+        out[folder.strip().lower()] = cls.strip().lower()
+    return out
+
+
+def match_classes(folders: list[str], classes: list[str], mapping: dict[str, str]) -> list[int]:
+    """The model's class index of each folder; folders that name no class are refused, all of them at once."""
+    index = {c.lower(): i for i, c in enumerate(classes)}
+    out, unknown = [], []
+    for f in folders:
+        name = mapping.get(f.lower(), f.lower())
+        if name in index:
+            out.append(index[name])
+        else:
+            unknown.append(f)
+    if unknown:
+        raise EdgeError(f"class folders {', '.join(unknown)} name none of the model's classes "
+                        f"({', '.join(classes)}); rename them or map them, e.g. --map {unknown[0]}={classes[0]}")
+    return out
+
+
+def _framer(spec: dict[str, Any], as_is: bool):
+    """picture -> (crop, missed) as the apps frame an upload, or the picture itself."""
+    from edge.prestep import Prestep
+
+    pre = None if as_is else Prestep(spec, detector_spec="auto")
+
+    def frame(img: np.ndarray) -> tuple[np.ndarray, bool]:
+        if pre is None:
+            return img, False
+        crop, _, missed = pre.for_picture(img)
+        return crop, missed
+
+    return frame
+
+
+def evaluate_folder(artifact: Path | str, data: Path | str, mapping: dict[str, str] | None = None,
+                    as_is: bool = False, threads: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Score an exported classifier or face embedder on a labelled folder; see the module's docstring."""
+    from edge.prestep import prestep_spec
+    from edge.runtime import load
+
+    data = Path(data)
+    model = load(artifact, threads=threads)
+    man = model.manifest
+    if man.input.layout != "NCHW":
+        raise EdgeError(f"{Path(artifact).name} takes sensor rows, not pictures: 'edge eval' is for the image "
+                        "families (fer, asl, tomato, face)")
+    folders, samples, skipped = list_image_folder(data)
+    if man.task == "classify":  # empty folders are reported, not matched
+        used = sorted({s.label for s in samples})
+        labels = [-1] * len(folders)
+        for i, k in zip(used, match_classes([folders[i] for i in used], man.classes, mapping or {})):
+            labels[i] = k
+    else:
+        if len(folders) < 2:
+            raise EdgeError(f"{data}: the face embedder is judged on pairs of people: give it two or more person "
+                            "folders")
+        labels = list(range(len(folders)))
+    spec = prestep_spec(man)
+    frame = _framer(spec, as_is)
+    crops, y, unreadable, missed = [], [], [], 0
+    for s in tqdm(samples, desc="eval", unit="picture", file=sys.stderr, disable=not progress, mininterval=2):
+        try:
+            img = read_image(s.path, "rgb")
+        except InputError:
+            unreadable.append(str(s.path.relative_to(data)))
+            continue
+        crop, miss = frame(img)
+        crops.append(crop)
+        y.append(labels[s.label])
+        missed += miss
+    if not crops:
+        raise EdgeError(f"none of the {len(samples)} pictures under {data} could be read")
+    outs = np.concatenate([model.predict(to_tensor(crops[i : i + BATCH], man.input))
+                           for i in range(0, len(crops), BATCH)])
+    yy = np.asarray(y, np.int64)
+    report: dict[str, Any] = {
+        "artifact": str(artifact), "data": str(data), "family": man.family, "task": man.task,
+        "framing": FRAMING.get("whole" if as_is else spec["kind"], FRAMING["whole"]),
+        "pictures": len(crops), "unreadable": len(unreadable), "unreadable_files": unreadable[:20],
+        "empty_folders": sorted(k.removeprefix("empty class folder ") for k in skipped),
+        "no_face_found": int(missed) if spec["kind"] == "face" and not as_is else None,
+        "card": {k: v for k, v in man.metrics.items() if k in CARD_KEYS},
+    }
+    if man.task == "classify":
+        rep = classification_report(yy, outs.argmax(1), man.classes)
+        present = [c for c in man.classes if rep["per_class"][c]["support"]]
+        rep["macro_f1"] = round(float(np.mean([rep["per_class"][c]["f1"] for c in present])), 4)
+        report.update(classes=man.classes, classes_present=present, **rep)
+        report["folders"] = {f: man.classes[i] for f, i in zip(folders, labels) if i >= 0}
+    else:
+        dist, same = pair_scores(outs, yy)
+        if not same.any():
+            raise EdgeError(f"{data}: no person has two readable pictures, so there is no genuine pair to judge")
+        thr = (man.threshold or {}).get("distance")
+        if thr is None:
+            raise EdgeError(f"{Path(artifact).name} has no distance threshold in its manifest")
+        report.update(people=len(folders), **verification_metrics(dist, same, threshold=float(thr)))
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report for people: what was scored, the figures, the per-class table and confusion matrix."""
+    from edge.bench.report import markdown_table
+
+    lines = [f"# {Path(report['artifact']).name} on {report['data']}", "",
+             f"{report['pictures']} pictures, {report['framing']}; unreadable (skipped) {report['unreadable']}"
+             + (f"; no face found (whole picture used) {report['no_face_found']}"
+                if report["no_face_found"] is not None else "")
+             + (f"; empty folders: {', '.join(report['empty_folders'])}" if report["empty_folders"] else "") + ".", ""]
+    card = ", ".join(f"{k.removeprefix('test_')} {v}" for k, v in report["card"].items())
+    if report["task"] == "classify":
+        lines += [f"Accuracy **{report['accuracy']:.4f}**, macro F1 {report['macro_f1']:.4f} (over the "
+                  f"{len(report['classes_present'])} classes present). On its own test split (manifest): {card}.", ""]
+        rows = [[c, str(v["support"]), f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}"]
+                for c, v in report["per_class"].items() if v["support"]]
+        lines += [markdown_table(["class", "pictures", "precision", "recall", "F1"], rows), "",
+                  "Confusion (rows: truth, columns: predicted):", ""]
+        present = [report["classes"].index(c) for c in report["classes_present"]]
+        cm = report["confusion"]
+        lines += [markdown_table(["", *report["classes"]], [[report["classes"][i], *map(str, cm[i])] for i in present])]
+    else:
+        lines += [f"{report['people']} people, {report['pairs']} pairs ({report['genuine_pairs']} of the same person) "
+                  f"at distance {report['threshold']}: accuracy **{report['accuracy']:.4f}**, F1 {report['f1']:.4f}, "
+                  f"false accepts {report['far']:.4f}, false rejects {report['frr']:.4f}; EER {report['eer']:.4f}, "
+                  f"ROC-AUC {report['roc_auc']:.4f}. On its own test split (manifest): {card}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,107 @@
+"""`edge eval`: a deployed model on a user's own labelled folder, through the torch-free runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import HAS_DATA, run_edge
+from edge import runtime
+from edge.data import data_root, read_image, to_tensor
+from edge.errors import EdgeError
+from edge.evaluate import match_classes, parse_class_map
+
+pytestmark = pytest.mark.skipif(not HAS_DATA, reason="shared data sets not found (EDGE_DATA)")
+ZOO = Path(__file__).resolve().parents[1] / "models" / "zoo"
+
+
+def _fer_folder(root: Path) -> dict[str, list[Path]]:
+    """Eight FER test faces of three classes under other folder names ('Happy', 'joy' for sad, 'angry'), a file
+    that is no picture, and an empty folder."""
+    picked = {}
+    for folder, cls in (("Happy", "happy"), ("joy", "sad"), ("angry", "angry")):
+        (root / folder).mkdir(parents=True)
+        picked[cls] = sorted((data_root() / "fer2013" / "test" / cls).glob("*.png"))[:8]
+        for f in picked[cls]:
+            shutil.copy(f, root / folder / f.name)
+    (root / "angry" / "notes.png").write_text("not a picture")
+    (root / "unsorted").mkdir()
+    return picked
+
+
+def test_eval_scores_a_folder_as_the_runtime_does_and_never_imports_torch(tmp_path):
+    picked = _fer_folder(tmp_path / "mine")
+    out = tmp_path / "report" / "fer-mine"
+    args = ["eval", "fer", "--data", str(tmp_path / "mine"), "--map", "JOY=sad", "--as-is", "--json",
+            "--out", str(out)]
+    code = ("import sys, json\nfrom edge.cli import main\n"
+            f"rc = main({args!r})\n"
+            "print(json.dumps([rc, sorted(m for m in ('torch', 'torchvision') if m in sys.modules)]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    rc, imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rc == 0 and imported == [], (rc, imported, proc.stderr[-2000:])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["pictures"] == 24 and report["unreadable"] == 1 and report["unreadable_files"] == ["angry/notes.png"]
+    assert report["empty_folders"] == ["unsorted"] and report["no_face_found"] is None
+    assert report["folders"] == {"Happy": "happy", "angry": "angry", "joy": "sad"}
+    # the same pictures through the runtime by hand
+    model = runtime.load(ZOO / "fer" / "fer.int8.onnx")
+    classes = model.classes
+    imgs = [read_image(f, "rgb") for c in ("happy", "angry", "sad") for f in picked[c]]
+    y = np.array([classes.index(c) for c in ("happy", "angry", "sad") for _ in picked[c]])
+    pred = model.predict(to_tensor(imgs, model.manifest.input)).argmax(1)
+    assert report["accuracy"] == round(float((pred == y).mean()), 4)
+    cm = np.array(report["confusion"])
+    assert cm.sum() == 24 and [cm[classes.index(c)].sum() for c in ("happy", "angry", "sad")] == [8, 8, 8]
+    assert report["classes_present"] == ["angry", "happy", "sad"]
+    f1 = [report["per_class"][c]["f1"] for c in report["classes_present"]]
+    assert report["macro_f1"] == round(float(np.mean(f1)), 4)  # over the classes the folder has, not all seven
+    md = out.with_suffix(".md").read_text()
+    assert f"Accuracy **{report['accuracy']:.4f}**" in md and "| sad | 8 |" in md and "unsorted" in md
+
+
+def test_eval_finds_faces_like_an_upload_and_judges_people_in_pairs(tmp_path):
+    """Without --as-is FER pictures go through the face prestep (found faces are cropped, the rest counted and
+    taken whole); the face embedder is judged on every pair of pictures of the people's folders."""
+    _fer_folder(tmp_path / "mine")
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "mine"), "--map", "joy=sad", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["pictures"] == 24 and 0 <= report["no_face_found"] < 24 and "face found" in report["framing"]
+    people = tmp_path / "people"
+    orl = data_root() / "faces" / "orl"
+    for name in ("s10", "s11", "s12"):
+        shutil.copytree(orl / name, people / name)
+    proc = run_edge("eval", "face", "--data", str(people))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3 people, 435 pairs (135 of the same person)" in proc.stdout and "EER" in proc.stdout
+
+
+def test_eval_refuses_what_it_cannot_score(tmp_path):
+    _fer_folder(tmp_path / "mine")
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "mine"))  # 'joy' is no FER class
+    assert proc.returncode == 2 and "class folders joy name none of the model's classes" in proc.stderr
+    assert "--map joy=angry" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "data folder not found" in proc.stderr
+    shutil.copytree(data_root() / "faces" / "orl" / "s10", tmp_path / "one" / "s10")
+    proc = run_edge("eval", "face", "--data", str(tmp_path / "one"))
+    assert proc.returncode == 2 and "two or more person folders" in proc.stderr
+    for f in ("a", "b"):  # two people, one picture each: no genuine pair
+        (tmp_path / "single" / f).mkdir(parents=True)
+        shutil.copy(data_root() / "faces" / "orl" / "s10" / "1.pgm", tmp_path / "single" / f / "1.pgm")
+    proc = run_edge("eval", "face", "--data", str(tmp_path / "single"))
+    assert proc.returncode == 2 and "no genuine pair" in proc.stderr
+    (tmp_path / "broken" / "happy").mkdir(parents=True)
+    (tmp_path / "broken" / "happy" / "x.jpg").write_bytes(b"\xff\xd8 truncated")
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "broken"))
+    assert proc.returncode == 2 and "none of the 1 pictures" in proc.stderr
+    with pytest.raises(EdgeError, match="folder=class"):
+        parse_class_map("joy")
+    assert match_classes(["Joy", "SAD"], ["happy", "sad"], parse_class_map("joy=Happy")) == [0, 1]
