@@ -97,26 +97,27 @@ def evaluate_folder(artifact: Path | str, data: Path | str, mapping: dict[str, s
         labels = list(range(len(folders)))
     spec = prestep_spec(man)
     frame = _framer(spec, as_is)
-    crops, y, unreadable, missed = [], [], [], 0
-    for s in tqdm(samples, desc="eval", unit="picture", file=sys.stderr, disable=not progress, mininterval=2):
+    crops, outs, y, unreadable, missed = [], [], [], [], 0  # a batch of crops at a time: photos can be big
+    for n, s in enumerate(tqdm(samples, desc="eval", unit="picture", file=sys.stderr, disable=not progress,
+                               mininterval=2)):
         try:
-            img = read_image(s.path, "rgb")
+            crop, miss = frame(read_image(s.path, "rgb"))
+            crops.append(crop)
+            y.append(labels[s.label])
+            missed += miss
         except InputError:
             unreadable.append(str(s.path.relative_to(data)))
-            continue
-        crop, miss = frame(img)
-        crops.append(crop)
-        y.append(labels[s.label])
-        missed += miss
-    if not crops:
+        if crops and (len(crops) == BATCH or n == len(samples) - 1):
+            outs.append(model.predict(to_tensor(crops, man.input)))
+            crops = []
+    if not outs:
         raise EdgeError(f"none of the {len(samples)} pictures under {data} could be read")
-    outs = np.concatenate([model.predict(to_tensor(crops[i : i + BATCH], man.input))
-                           for i in range(0, len(crops), BATCH)])
+    outs = np.concatenate(outs)
     yy = np.asarray(y, np.int64)
     report: dict[str, Any] = {
         "artifact": str(artifact), "data": str(data), "family": man.family, "task": man.task,
         "framing": FRAMING.get("whole" if as_is else spec["kind"], FRAMING["whole"]),
-        "pictures": len(crops), "unreadable": len(unreadable), "unreadable_files": unreadable[:20],
+        "pictures": len(yy), "unreadable": len(unreadable), "unreadable_files": unreadable[:20],
         "empty_folders": sorted(k.removeprefix("empty class folder ") for k in skipped),
         "no_face_found": int(missed) if spec["kind"] == "face" and not as_is else None,
         "card": {k: v for k, v in man.metrics.items() if k in CARD_KEYS},
