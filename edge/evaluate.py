@@ -85,15 +85,15 @@ def evaluate_folder(artifact: Path | str, data: Path | str, mapping: dict[str, s
         raise EdgeError(f"{Path(artifact).name} takes sensor rows, not pictures: 'edge eval' is for the image "
                         "families (fer, asl, tomato, face)")
     folders, samples, skipped = list_image_folder(data)
-    if man.task == "classify":  # empty folders are reported, not matched
-        used = sorted({s.label for s in samples})
-        labels = [-1] * len(folders)
+    used = sorted({s.label for s in samples})  # empty folders are reported, not matched
+    labels = [-1] * len(folders)
+    if man.task == "classify":
         for i, k in zip(used, match_classes([folders[i] for i in used], man.classes, mapping or {})):
             labels[i] = k
+    elif len(used) < 2:
+        raise EdgeError(f"{data}: the face embedder is judged on pairs of people: give it two or more person "
+                        "folders with pictures")
     else:
-        if len(folders) < 2:
-            raise EdgeError(f"{data}: the face embedder is judged on pairs of people: give it two or more person "
-                            "folders")
         labels = list(range(len(folders)))
     spec = prestep_spec(man)
     frame = _framer(spec, as_is)
@@ -135,7 +135,7 @@ def evaluate_folder(artifact: Path | str, data: Path | str, mapping: dict[str, s
         thr = (man.threshold or {}).get("distance")
         if thr is None:
             raise EdgeError(f"{Path(artifact).name} has no distance threshold in its manifest")
-        report.update(people=len(folders), **verification_metrics(dist, same, threshold=float(thr)))
+        report.update(people=len(set(y)), **verification_metrics(dist, same, threshold=float(thr)))
     return report
 
 

@@ -27,8 +27,11 @@ def classification_report(y: np.ndarray, pred: np.ndarray, classes: list[str]) -
 
 
 def pair_scores(emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distance and genuine/impostor flag for every unordered pair."""
-    d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
+    """Euclidean distance and genuine/impostor flag for every unordered pair (from the Gram matrix in float64: an
+    N x N array, not N x N x D, so thousands of pictures fit in memory)."""
+    e = np.asarray(emb, np.float64)
+    sq = (e * e).sum(1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * e @ e.T, 0.0))
     iu = np.triu_indices(len(emb), 1)
     return d[iu], (labels[:, None] == labels[None])[iu]
 
