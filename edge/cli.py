@@ -195,14 +195,14 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 
 def cmd_eval(a: argparse.Namespace) -> int:
     """Score a deployed model on a labelled folder of the user's pictures (torch-free)."""
-    from edge.evaluate import evaluate_folder, markdown, parse_class_map
+    from edge.evaluate import evaluate, markdown, parse_class_map
     from edge.zoo import resolve_model
 
     mapping = parse_class_map(a.map)
-    if not Path(a.data).is_dir():
-        raise EdgeError(f"data folder not found: {a.data}")
-    report = evaluate_folder(resolve_model(a.model), a.data, mapping, as_is=a.as_is, threads=a.threads,
-                             progress=not a.json)
+    if not Path(a.data).exists():
+        raise EdgeError(f"data not found: {a.data}")
+    report = evaluate(resolve_model(a.model), a.data, mapping, as_is=a.as_is, label=a.label, threads=a.threads,
+                      progress=not a.json)
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -585,8 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a deployed model on your own labelled pictures (one folder per class, or "
                                     "per person for the face model), framed as the apps frame an upload")
-    p.add_argument("model", help="zoo name (fer, asl, tomato, face) or an artifact path")
-    p.add_argument("--data", required=True, help="folder with one subfolder per class (face: per person)")
+    p.add_argument("model", help="zoo name (fer, asl, tomato, face, trail) or an artifact path")
+    p.add_argument("--data", required=True,
+                   help="folder with one subfolder per class (face: per person); trail: a BMKG daily CSV")
+    p.add_argument("--label", choices=["rule", "outcome"],
+                   help="trail: score against this label definition (default: the one the tree was trained on)")
     p.add_argument("--map", help="folder=class renames, comma-separated (e.g. joy=happy,anger=angry)")
     p.add_argument("--as-is", action="store_true", help="feed whole pictures: no face finding or centre crop")
     p.add_argument("--threads", type=int, default=1)

@@ -1,4 +1,5 @@
-"""``edge eval``: a deployed model on your own labelled pictures, through the torch-free runtime.
+"""``edge eval``: a deployed model on your own labelled pictures (or, for the trail tree, another BMKG station's
+daily CSV), through the torch-free runtime.
 
 The data is a folder with one subfolder per class (for the face embedder, one per person). Each picture is framed as
 the apps frame an upload (``Prestep.for_picture``): FER and the face embedder find the face (the whole picture where
@@ -72,18 +73,52 @@ def _framer(spec: dict[str, Any], as_is: bool):
     return frame
 
 
-def evaluate_folder(artifact: Path | str, data: Path | str, mapping: dict[str, str] | None = None,
-                    as_is: bool = False, threads: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Score an exported classifier or face embedder on a labelled folder; see the module's docstring."""
-    from edge.prestep import prestep_spec
+def evaluate(artifact: Path | str, data: Path | str, mapping: dict[str, str] | None = None, as_is: bool = False,
+             label: str | None = None, threads: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Score a deployed model on the user's data: a labelled folder of pictures, or for the trail tree a BMKG daily
+    CSV (another station's, say) with ``label`` 'rule' or 'outcome' (default: the one it was trained on)."""
     from edge.runtime import load
 
     data = Path(data)
     model = load(artifact, threads=threads)
+    if model.manifest.input.layout == "NF":
+        return _weather_rows(model, str(artifact), data, label)
+    if label is not None:
+        raise EdgeError("--label is for the trail tree (rule or outcome)")
+    return _pictures(model, str(artifact), data, mapping, as_is, progress)
+
+
+def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> dict[str, Any]:
+    """The trail tree on a BMKG CSV: rows validated as in training (dropped ones counted), both labels built."""
+    from edge.weather import load_weather
+
     man = model.manifest
-    if man.input.layout != "NCHW":
-        raise EdgeError(f"{Path(artifact).name} takes sensor rows, not pictures: 'edge eval' is for the image "
-                        "families (fer, asl, tomato, face)")
+    if data.is_dir():
+        raise EdgeError(f"{data} is a folder: the trail tree is scored on a BMKG daily CSV (date, tavg, rh_avg, ff_x, "
+                        "rr, tn, tx columns)")
+    label = label or str(man.metrics.get("deploy_label", "rule"))
+    if label not in ("rule", "outcome"):
+        raise EdgeError(f"--label is 'rule' or 'outcome', got {label!r}")
+    table = load_weather(data)
+    y = table.y_rule if label == "rule" else table.y_outcome
+    rep = classification_report(y, model.predict(table.X.astype(np.float32)).argmax(1), man.classes)
+    # the card's figure for this label is the tree trained on it: only comparable when that is this tree
+    same = label == man.metrics.get("deploy_label")
+    chrono = ((man.metrics.get(label) or {}).get("chronological") or {}) if same else {}
+    return {"artifact": artifact, "data": str(data), "family": man.family, "task": man.task, "label": label,
+            "trained_on": man.metrics.get("deploy_label"), "rows": table.total_rows, "valid_rows": int(len(y)),
+            "dropped": table.dropped, "positive_rate": round(float(y.mean()), 4), "classes": man.classes,
+            "classes_present": [c for c in man.classes if rep["per_class"][c]["support"]],
+            "card": {f"{label} label, trained to {chrono.get('train_years')}, tested on {chrono.get('test_year')}":
+                     chrono.get("accuracy")} if chrono else {}, **rep}
+
+
+def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | None, as_is: bool,
+              progress: bool) -> dict[str, Any]:
+    """A classifier or the face embedder on a labelled folder of pictures."""
+    from edge.prestep import prestep_spec
+
+    man = model.manifest
     folders, samples, skipped = list_image_folder(data)
     used = sorted({s.label for s in samples})  # empty folders are reported, not matched
     labels = [-1] * len(folders)
@@ -143,18 +178,27 @@ def markdown(report: dict[str, Any]) -> str:
     """The report for people: what was scored, the figures, the per-class table and confusion matrix."""
     from edge.bench.report import markdown_table
 
-    lines = [f"# {Path(report['artifact']).name} on {report['data']}", "",
-             f"{report['pictures']} pictures, {report['framing']}; unreadable (skipped) {report['unreadable']}"
-             + (f"; no face found (whole picture used) {report['no_face_found']}"
-                if report["no_face_found"] is not None else "")
-             + (f"; empty folders: {', '.join(report['empty_folders'])}" if report["empty_folders"] else "") + ".", ""]
+    lines = [f"# {Path(report['artifact']).name} on {report['data']}", ""]
+    if "rows" in report:
+        dropped = ", ".join(f"{k} {v}" for k, v in report["dropped"].items()) or "none"
+        lines += [f"{report['valid_rows']} of {report['rows']} rows valid (dropped: {dropped}); label "
+                  f"'{report['label']}' (the tree was trained on '{report['trained_on']}'), "
+                  f"{report['positive_rate']:.1%} {report['classes'][1]}.", ""]
+    else:
+        lines += [f"{report['pictures']} pictures, {report['framing']}; unreadable (skipped) {report['unreadable']}"
+                  + (f"; no face found (whole picture used) {report['no_face_found']}"
+                     if report["no_face_found"] is not None else "")
+                  + (f"; empty folders: {', '.join(report['empty_folders'])}" if report["empty_folders"] else "")
+                  + ".", ""]
     card = ", ".join(f"{k.removeprefix('test_')} {v}" for k, v in report["card"].items())
     if report["task"] == "classify":
         lines += [f"Accuracy **{report['accuracy']:.4f}**, macro F1 {report['macro_f1']:.4f} (over the "
-                  f"{len(report['classes_present'])} classes present). On its own test split (manifest): {card}.", ""]
+                  f"{len(report['classes_present'])} classes present). On its own test split (manifest): "
+                  f"{card or '-'}.", ""]
         rows = [[c, str(v["support"]), f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}"]
                 for c, v in report["per_class"].items() if v["support"]]
-        lines += [markdown_table(["class", "pictures", "precision", "recall", "F1"], rows), "",
+        lines += [markdown_table(["class", "rows" if "rows" in report else "pictures", "precision", "recall", "F1"],
+                                 rows), "",
                   "Confusion (rows: truth, columns: predicted):", ""]
         present = [report["classes"].index(c) for c in report["classes_present"]]
         cm = report["confusion"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from edge.errors import EdgeError
 
 # the artifact a live app picks when given only a family name, best first
-PREFERENCE = (".int8.onnx", ".onnx", ".int8.tflite", ".tflite")
+PREFERENCE = (".int8.onnx", ".onnx", ".int8.tflite", ".tflite", ".py")  # .py: the trail tree (m2cgen Python)
 
 
 def package_dir(module: str) -> Path | None:

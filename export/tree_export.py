@@ -21,7 +21,7 @@ from edge.parity import check, parity
 
 def weather_rows() -> tuple[np.ndarray, str]:
     """Every valid row of the weather data, or a grid over the sensor's range when the data is absent."""
-    from edge.models.tree import load_weather
+    from edge.weather import load_weather
 
     path = data_root() / "weather" / "bmkg_semarang_2017_2023.csv"
     try:

@@ -13,7 +13,8 @@ from sklearn.model_selection import train_test_split
 from edge.data import data_root
 from edge.families import TRAIL_CLASSES, get_family
 from edge.models.checkpoint import save_checkpoint
-from edge.models.tree import LABEL_CONFIG, load_weather, trail_tree
+from edge.models.tree import trail_tree
+from edge.weather import label_config, load_weather
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def train_trail(data: Path | None = None, out: Path = Path("runs/trail"), label:
     last = int(years.max())
     metrics: dict[str, Any] = {
         "rows_total": table.total_rows, "rows_valid": int(len(table.X)), "dropped": table.dropped,
-        "label_config": str(LABEL_CONFIG.name), "deploy_label": label, "max_depth": max_depth,
+        "label_config": label_config().name, "deploy_label": label, "max_depth": max_depth,
     }
     for name, y in (("rule", table.y_rule), ("outcome", table.y_outcome)):
         m: dict[str, Any] = {"positive_rate": round(float(y.mean()), 4)}

@@ -89,7 +89,7 @@ def test_eval_refuses_what_it_cannot_score(tmp_path):
     assert proc.returncode == 2 and "class folders joy name none of the model's classes" in proc.stderr
     assert "--map joy=angry" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_edge("eval", "fer", "--data", str(tmp_path / "nowhere"))
-    assert proc.returncode == 2 and "data folder not found" in proc.stderr
+    assert proc.returncode == 2 and "data not found" in proc.stderr
     shutil.copytree(data_root() / "faces" / "orl" / "s10", tmp_path / "one" / "s10")
     proc = run_edge("eval", "face", "--data", str(tmp_path / "one"))
     assert proc.returncode == 2 and "two or more person folders" in proc.stderr
@@ -105,3 +105,42 @@ def test_eval_refuses_what_it_cannot_score(tmp_path):
     with pytest.raises(EdgeError, match="folder=class"):
         parse_class_map("joy")
     assert match_classes(["Joy", "SAD"], ["happy", "sad"], parse_class_map("joy=Happy")) == [0, 1]
+
+
+def test_eval_scores_the_trail_tree_on_a_station_csv_without_sklearn(tmp_path):
+    """Another station's BMKG file: its rows validated as in training (impossible ones dropped and counted), the
+    deployed tree scored against the label it was trained on (with the card's figure) or the other one (without)."""
+    from edge.weather import load_weather
+
+    src = data_root() / "weather" / "bmkg_semarang_2017_2023.csv"
+    lines = src.read_text().splitlines()
+    head = lines[0].split(",")
+    bad = lines[1].split(",")
+    bad[head.index("rh_avg")] = "150"  # out of range
+    nan = lines[2].split(",")
+    nan[head.index("tavg")] = ""  # missing
+    csv = tmp_path / "station.csv"
+    csv.write_text("\n".join([lines[0], ",".join(bad), ",".join(nan), *lines[3:400]]) + "\n")
+    out = tmp_path / "trail-report"
+    args = ["eval", "trail", "--data", str(csv), "--json", "--out", str(out)]
+    code = ("import sys, json\nfrom edge.cli import main\n"
+            f"rc = main({args!r})\n"
+            "print(json.dumps([rc, sorted(m for m in ('torch', 'sklearn') if m in sys.modules)]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    rc, imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rc == 0 and imported == [], (rc, imported, proc.stderr[-2000:])
+    report = json.loads(out.with_suffix(".json").read_text())
+    table = load_weather(csv)
+    assert report["rows"] == 399 and report["valid_rows"] == len(table.X) <= 397
+    assert report["dropped"].get("rh_avg out of range", 0) >= 1 and report["dropped"].get("tavg missing", 0) >= 1
+    pred = runtime.load(ZOO / "trail" / "trail.py").predict(table.X.astype(np.float32)).argmax(1)
+    assert report["label"] == report["trained_on"] == "rule"
+    assert report["accuracy"] == round(float((pred == table.y_rule).mean()), 4) and list(report["card"].values())
+    assert "| Berbahaya |" in out.with_suffix(".md").read_text()
+    proc = run_edge("eval", "trail", "--data", str(csv), "--label", "outcome", "--json")
+    other = json.loads(proc.stdout)
+    assert other["accuracy"] == round(float((pred == table.y_outcome).mean()), 4) and other["card"] == {}
+    proc = run_edge("eval", "trail", "--data", str(tmp_path))
+    assert proc.returncode == 2 and "BMKG daily CSV" in proc.stderr
+    proc = run_edge("eval", "fer", "--data", str(tmp_path), "--label", "rule")
+    assert proc.returncode == 2 and "--label is for the trail tree" in proc.stderr

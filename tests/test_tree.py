@@ -9,7 +9,7 @@ from edge import runtime
 from edge.data import data_root
 from edge.errors import EdgeError
 from edge.export.tree_formats import run_on_micropython
-from edge.models.tree import heat_index_c, load_weather
+from edge.weather import heat_index_c, load_weather
 
 WEATHER = data_root() / "weather" / "bmkg_semarang_2017_2023.csv"
 needs_weather = pytest.mark.skipif(not WEATHER.exists(), reason="shared weather data not present")
