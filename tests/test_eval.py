@@ -35,17 +35,22 @@ def _fer_folder(root: Path) -> dict[str, list[Path]]:
     return picked
 
 
-def test_eval_scores_a_folder_as_the_runtime_does_and_never_imports_torch(tmp_path):
+def _cli_without(args: list[str], heavy: tuple[str, ...] = ("torch", "torchvision", "sklearn")) -> None:
+    """Run ``edge <args>`` in a fresh interpreter: it must succeed without importing any of ``heavy``."""
+    code = ("import sys, json\nfrom edge.cli import main\n"
+            f"rc = main({args!r})\n"
+            f"print(json.dumps([rc, sorted(m for m in {heavy!r} if m in sys.modules)]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    rc, imported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rc == 0 and imported == [], (rc, imported, proc.stderr[-2000:])
+
+
+def test_eval_scores_a_folder_as_the_runtime_does_without_torch(tmp_path):
     picked = _fer_folder(tmp_path / "mine")
     out = tmp_path / "report" / "fer-mine"
     args = ["eval", "fer", "--data", str(tmp_path / "mine"), "--map", "JOY=sad", "--as-is", "--json",
             "--out", str(out)]
-    code = ("import sys, json\nfrom edge.cli import main\n"
-            f"rc = main({args!r})\n"
-            "print(json.dumps([rc, sorted(m for m in ('torch', 'torchvision') if m in sys.modules)]))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    rc, imported = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert rc == 0 and imported == [], (rc, imported, proc.stderr[-2000:])
+    _cli_without(args)
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["pictures"] == 24 and report["unreadable"] == 1 and report["unreadable_files"] == ["angry/notes.png"]
     assert report["empty_folders"] == ["unsorted"] and report["no_face_found"] is None
@@ -123,12 +128,7 @@ def test_eval_scores_the_trail_tree_on_a_station_csv_without_sklearn(tmp_path):
     csv.write_text("\n".join([lines[0], ",".join(bad), ",".join(nan), *lines[3:400]]) + "\n")
     out = tmp_path / "trail-report"
     args = ["eval", "trail", "--data", str(csv), "--json", "--out", str(out)]
-    code = ("import sys, json\nfrom edge.cli import main\n"
-            f"rc = main({args!r})\n"
-            "print(json.dumps([rc, sorted(m for m in ('torch', 'sklearn') if m in sys.modules)]))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    rc, imported = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert rc == 0 and imported == [], (rc, imported, proc.stderr[-2000:])
+    _cli_without(args)
     report = json.loads(out.with_suffix(".json").read_text())
     table = load_weather(csv)
     assert report["rows"] == 399 and report["valid_rows"] == len(table.X) <= 397
