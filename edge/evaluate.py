@@ -24,6 +24,7 @@ from edge.errors import EdgeError, InputError
 from edge.metrics import classification_report, pair_scores, verification_metrics
 
 BATCH = 64
+MISTAKES = 50  # the wrong pictures listed in a report, most confident first
 FRAMING = {"whole": "taken as they are", "roi": "taken as they are",
            "face": "cropped to the face found in each (as `edge serve` does with an upload)",
            "center_crop": "cropped to their centre (as `edge serve` does with an upload)"}
@@ -132,13 +133,14 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         labels = list(range(len(folders)))
     spec = prestep_spec(man)
     frame = _framer(spec, as_is)
-    crops, outs, y, unreadable, missed = [], [], [], [], 0  # a batch of crops at a time: photos can be big
+    crops, outs, y, names, unreadable, missed = [], [], [], [], [], 0  # a batch at a time: photos can be big
     for n, s in enumerate(tqdm(samples, desc="eval", unit="picture", file=sys.stderr, disable=not progress,
                                mininterval=2)):
         try:
             crop, miss = frame(read_image(s.path, "rgb"))
             crops.append(crop)
             y.append(labels[s.label])
+            names.append(str(s.path.relative_to(data)))
             missed += miss
         except InputError:
             unreadable.append(str(s.path.relative_to(data)))
@@ -163,6 +165,14 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         rep["macro_f1"] = round(float(np.mean([rep["per_class"][c]["f1"] for c in present])), 4)
         report.update(classes=man.classes, classes_present=present, **rep)
         report["folders"] = {f: man.classes[i] for f, i in zip(folders, labels) if i >= 0}
+        z = outs / (man.temperature or 1.0)  # confidences as the apps show them (calibrated where it was)
+        probs = np.exp(z - z.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        wrong = np.flatnonzero(outs.argmax(1) != yy)
+        wrong = wrong[np.argsort(-probs[wrong].max(1), kind="stable")]  # the most confident mistakes first
+        report["mistakes"] = [{"file": names[i], "truth": man.classes[yy[i]],
+                               "predicted": man.classes[int(outs[i].argmax())],
+                               "confidence": round(float(probs[i].max()), 4)} for i in wrong[:MISTAKES]]
     else:
         dist, same = pair_scores(outs, yy)
         if not same.any():
@@ -203,6 +213,11 @@ def markdown(report: dict[str, Any]) -> str:
         present = [report["classes"].index(c) for c in report["classes_present"]]
         cm = report["confusion"]
         lines += [markdown_table(["", *report["classes"]], [[report["classes"][i], *map(str, cm[i])] for i in present])]
+        if report.get("mistakes"):
+            lines += ["", f"The {len(report['mistakes'])} most confident mistakes (the JSON lists them too):", "",
+                      markdown_table(["picture", "truth", "predicted", "confidence"],
+                                     [[m["file"], m["truth"], m["predicted"], f"{m['confidence']:.3f}"]
+                                      for m in report["mistakes"]])]
     else:
         lines += [f"{report['people']} people, {report['pairs']} pairs ({report['genuine_pairs']} of the same person) "
                   f"at distance {report['threshold']}: accuracy **{report['accuracy']:.4f}**, F1 {report['f1']:.4f}, "

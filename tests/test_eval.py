@@ -65,6 +65,10 @@ def test_eval_scores_a_folder_as_the_runtime_does_without_torch(tmp_path):
     cm = np.array(report["confusion"])
     assert cm.sum() == 24 and [cm[classes.index(c)].sum() for c in ("happy", "angry", "sad")] == [8, 8, 8]
     assert report["classes_present"] == ["angry", "happy", "sad"]
+    mistakes = report["mistakes"]  # every wrong picture (fewer than 50 here), the most confident first
+    assert len(mistakes) == int((pred != y).sum()) and all(m["truth"] != m["predicted"] for m in mistakes)
+    assert [m["confidence"] for m in mistakes] == sorted((m["confidence"] for m in mistakes), reverse=True)
+    assert {m["file"].split("/")[0] for m in mistakes} <= {"Happy", "angry", "joy"}
     f1 = [report["per_class"][c]["f1"] for c in report["classes_present"]]
     assert report["macro_f1"] == round(float(np.mean(f1)), 4)  # over the classes the folder has, not all seven
     md = out.with_suffix(".md").read_text()
