@@ -73,8 +73,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default="auto",
                    help="face detector for FER: 'auto' (default: MediaPipe's BlazeFace short then full range, "
                         "its boxes mapped to Haar's framing, which FER2013's crops have; Haar where its package is "
-                        "missing), "
-                        "'haar', 'blazeface', 'blazeface-short', or a YuNet .onnx file")
+                        "missing), 'haar', 'blazeface', 'blazeface-short', or a YuNet .onnx file")
     p.add_argument("--smooth", default="majority", choices=["majority", "ema", "none"])
     p.add_argument("--window", type=int, default=8, help="frames in the majority vote")
     p.add_argument("--word", action="store_true", help="ASL word mode: hold a letter to add it to the word")

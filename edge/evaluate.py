@@ -59,19 +59,13 @@ def match_classes(folders: list[str], classes: list[str], mapping: dict[str, str
     return out
 
 
-def _framer(spec: dict[str, Any], as_is: bool):
-    """picture -> (crop, missed) as the apps frame an upload, or the picture itself."""
-    from edge.prestep import Prestep
-
-    pre = None if as_is else Prestep(spec, detector_spec="auto")
-
-    def frame(img: np.ndarray) -> tuple[np.ndarray, bool]:
-        if pre is None:
-            return img, False
-        crop, _, missed = pre.for_picture(img)
-        return crop, missed
-
-    return frame
+def _class_scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """``classification_report`` with macro F1 over the classes the data has (a class with no rows or pictures
+    would count as F1 0) and the list of those classes."""
+    rep = classification_report(y, pred, classes)
+    present = [c for c in classes if rep["per_class"][c]["support"]]
+    rep["macro_f1"] = round(float(np.mean([rep["per_class"][c]["f1"] for c in present])), 4)
+    return {"classes": classes, "classes_present": present, **rep}
 
 
 def evaluate(artifact: Path | str, data: Path | str, mapping: dict[str, str] | None = None, as_is: bool = False,
@@ -102,14 +96,13 @@ def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> d
         raise EdgeError(f"--label is 'rule' or 'outcome', got {label!r}")
     table = load_weather(data)
     y = table.y_rule if label == "rule" else table.y_outcome
-    rep = classification_report(y, model.predict(table.X.astype(np.float32)).argmax(1), man.classes)
+    rep = _class_scores(y, model.predict(table.X.astype(np.float32)).argmax(1), man.classes)
     # the card's figure for this label is the tree trained on it: only comparable when that is this tree
     same = label == man.metrics.get("deploy_label")
     chrono = ((man.metrics.get(label) or {}).get("chronological") or {}) if same else {}
     return {"artifact": artifact, "data": str(data), "family": man.family, "task": man.task, "label": label,
             "trained_on": man.metrics.get("deploy_label"), "rows": table.total_rows, "valid_rows": int(len(y)),
-            "dropped": table.dropped, "positive_rate": round(float(y.mean()), 4), "classes": man.classes,
-            "classes_present": [c for c in man.classes if rep["per_class"][c]["support"]],
+            "dropped": table.dropped, "positive_rate": round(float(y.mean()), 4),
             "card": {f"{label} label, trained to {chrono.get('train_years')}, tested on {chrono.get('test_year')}":
                      chrono.get("accuracy")} if chrono else {}, **rep}
 
@@ -117,9 +110,13 @@ def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> d
 def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | None, as_is: bool,
               progress: bool) -> dict[str, Any]:
     """A classifier or the face embedder on a labelled folder of pictures."""
-    from edge.prestep import prestep_spec
+    from edge.calibrate import softmax_t
+    from edge.prestep import Prestep, prestep_spec
 
     man = model.manifest
+    thr = (man.threshold or {}).get("distance")
+    if man.task != "classify" and thr is None:
+        raise EdgeError(f"{Path(artifact).name} has no distance threshold in its manifest")
     folders, samples, skipped = list_image_folder(data)
     used = sorted({s.label for s in samples})  # empty folders are reported, not matched
     labels = [-1] * len(folders)
@@ -132,12 +129,13 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
     else:
         labels = list(range(len(folders)))
     spec = prestep_spec(man)
-    frame = _framer(spec, as_is)
+    pre = None if as_is else Prestep(spec, detector_spec="auto")
     crops, outs, y, names, unreadable, missed = [], [], [], [], [], 0  # a batch at a time: photos can be big
     for n, s in enumerate(tqdm(samples, desc="eval", unit="picture", file=sys.stderr, disable=not progress,
                                mininterval=2)):
         try:
-            crop, miss = frame(read_image(s.path, "rgb"))
+            img = read_image(s.path, "rgb")
+            crop, _, miss = pre.for_picture(img) if pre else (img, None, False)
             crops.append(crop)
             y.append(labels[s.label])
             names.append(str(s.path.relative_to(data)))
@@ -160,14 +158,9 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         "card": {k: v for k, v in man.metrics.items() if k in CARD_KEYS},
     }
     if man.task == "classify":
-        rep = classification_report(yy, outs.argmax(1), man.classes)
-        present = [c for c in man.classes if rep["per_class"][c]["support"]]
-        rep["macro_f1"] = round(float(np.mean([rep["per_class"][c]["f1"] for c in present])), 4)
-        report.update(classes=man.classes, classes_present=present, **rep)
+        report.update(_class_scores(yy, outs.argmax(1), man.classes))
         report["folders"] = {f: man.classes[i] for f, i in zip(folders, labels) if i >= 0}
-        z = outs / (man.temperature or 1.0)  # confidences as the apps show them (calibrated where it was)
-        probs = np.exp(z - z.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
+        probs = softmax_t(outs, man.temperature or 1.0)  # confidences as the apps show them (calibrated)
         wrong = np.flatnonzero(outs.argmax(1) != yy)
         wrong = wrong[np.argsort(-probs[wrong].max(1), kind="stable")]  # the most confident mistakes first
         report["mistakes"] = [{"file": names[i], "truth": man.classes[yy[i]],
@@ -177,9 +170,6 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         dist, same = pair_scores(outs, yy)
         if not same.any():
             raise EdgeError(f"{data}: no person has two readable pictures, so there is no genuine pair to judge")
-        thr = (man.threshold or {}).get("distance")
-        if thr is None:
-            raise EdgeError(f"{Path(artifact).name} has no distance threshold in its manifest")
         report.update(people=len(set(y)), **verification_metrics(dist, same, threshold=float(thr)))
     return report
 

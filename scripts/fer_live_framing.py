@@ -61,6 +61,7 @@ def score(clf: Classifier, frames: list[np.ndarray], y: np.ndarray, detector: st
     boxes = [det.detect(f)[:1] for f in frames]
     ms = (time.perf_counter() - t0) / len(frames) * 1000
     found = np.array([bool(b) for b in boxes])
+    h, w = frames[0].shape[:2]
     rows = []
     for m in margins:
         pre = Prestep(prestep_spec(clf.model.manifest, {"margin": m}), detector=det)
@@ -69,7 +70,6 @@ def score(clf: Classifier, frames: list[np.ndarray], y: np.ndarray, detector: st
         if crops:
             pred[found] = clf.predict_crops([c[0][0] for c in crops]).argmax(1)
         grown = np.array([c[0][1] for c in crops], float).reshape(-1, 4)
-        h, w = frames[0].shape[:2]
         rows.append({"detector": detector, "margin": m, "faces": int(len(y)), "found": round(float(found.mean()), 4),
                      "acc_found": round(float((pred[found] == y[found]).mean()), 4) if found.any() else None,
                      "acc_all": round(float((pred == y).mean()), 4),

@@ -141,6 +141,10 @@ def test_eval_scores_the_trail_tree_on_a_station_csv_without_sklearn(tmp_path):
     assert report["label"] == report["trained_on"] == "rule"
     assert report["accuracy"] == round(float((pred == table.y_rule).mean()), 4) and list(report["card"].values())
     assert "| Berbahaya |" in out.with_suffix(".md").read_text()
+    from edge.evaluate import _class_scores  # macro F1 over the classes present, as for pictures
+
+    one = _class_scores(table.y_rule[table.y_rule == 1], pred[table.y_rule == 1], ["Aman", "Berbahaya"])
+    assert one["classes_present"] == ["Berbahaya"] and one["macro_f1"] == one["per_class"]["Berbahaya"]["f1"]
     proc = run_edge("eval", "trail", "--data", str(csv), "--label", "outcome", "--json")
     other = json.loads(proc.stdout)
     assert other["accuracy"] == round(float((pred == table.y_outcome).mean()), 4) and other["card"] == {}
