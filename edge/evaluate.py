@@ -3,7 +3,8 @@ daily CSV), through the torch-free runtime.
 
 The data is a folder with one subfolder per class (for the face embedder, one per person). Each picture is framed as
 the apps frame an upload (``Prestep.for_picture``): FER and the face embedder find the face (the whole picture where
-none is found, counted), tomato takes its centre crop, ASL takes the picture as it is; ``as_is`` skips all that.
+none is found, counted); tomato and ASL take the picture as it is (their centre crop and guide box are for the live
+camera); ``as_is`` skips the face finding too.
 Folder names match the model's classes regardless of case; a map renames the others (``joy=happy``). Unreadable
 pictures are skipped and counted. Classifiers get accuracy, macro F1 (over the classes the folder has), a per-class
 table and the confusion matrix; the face embedder gets every pair of pictures, same person or not, judged at the
@@ -26,8 +27,8 @@ from edge.metrics import classification_report, pair_scores, verification_metric
 BATCH = 64
 MISTAKES = 50  # the wrong pictures listed in a report, most confident first
 FRAMING = {"whole": "taken as they are", "roi": "taken as they are",
-           "face": "cropped to the face found in each (as `edge serve` does with an upload)",
-           "center_crop": "cropped to their centre (as `edge serve` does with an upload)"}
+           "center_crop": "taken as they are",
+           "face": "cropped to the face found in each (as `edge serve` does with an upload)"}
 # the manifest's figures on the model's own test split, printed beside the folder's
 CARD_KEYS = ("test_accuracy", "test_macro_f1", "test_f1", "test_eer", "test_roc_auc")
 

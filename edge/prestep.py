@@ -86,10 +86,11 @@ class Prestep:
 
     def for_picture(self, img: np.ndarray, from_camera: bool = False) -> tuple[np.ndarray, Box, bool]:
         """The one crop an app classifies in a picture: (crop, box, missed). A camera frame goes through the whole
-        prestep; a picture (an upload, a labelled folder) is taken as already framed (the ASL guide box is for the
-        camera), except that faces are still found and the centre crop applied. Where no face is found the whole
-        picture is used and ``missed`` is True."""
-        found = self(img) if from_camera or self.kind in ("face", "center_crop") else []
+        prestep; a picture (an upload, a labelled folder) is taken as already framed, its owner having pointed the
+        camera: the ASL guide box and the tomato centre crop are for the live camera (a centre crop of data-set-like
+        tomato pictures costs 1-3 points: docs/bench/tomato-upload-framing-x86-2core.md). Faces are still found,
+        and where none is the whole picture is used and ``missed`` is True."""
+        found = self(img) if from_camera or self.kind == "face" else []
         if found:
             return found[0][0], found[0][1], False
         return img, (0, 0, img.shape[1], img.shape[0]), self.kind == "face"

@@ -313,7 +313,13 @@ def test_uploaded_image_read_back_matches_runtime(server: dict) -> None:
 
     path = tomato_sample("fully_ripened")
     clf = load_classifiers(["tomato"])["tomato"]
-    want = predict_image(clf, read_image(path, "rgb"), False)["top"]
+    img = read_image(path, "rgb")
+    want = predict_image(clf, img, False)["top"]
     code, body = post(server, "/predict/tomato", path.read_bytes())
     assert code == 200 and [t["label"] for t in body["top"]] == [t["label"] for t in want]
+    h, w = img.shape[:2]
+    # an upload is taken as its owner framed it; only a camera frame gets the guide's centre 80 %
+    assert body["box"] == [0, 0, w, h]
+    s = int(min(h, w) * 0.8)
+    assert predict_image(clf, img, True)["box"] == [(w - s) // 2, (h - s) // 2, s, s]
     assert np.allclose([t["confidence"] for t in body["top"]], [t["confidence"] for t in want], atol=1e-3)
