@@ -201,10 +201,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
     mapping = parse_class_map(a.map)
     if not Path(a.data).exists():
         raise EdgeError(f"data not found: {a.data}")
+    out = Path(a.out) if a.out else None
     report = evaluate(resolve_model(a.model), a.data, mapping, as_is=a.as_is, label=a.label, threads=a.threads,
-                      progress=not a.json)
-    if a.out:
-        out = Path(a.out)
+                      progress=not a.json, png=out.with_suffix(".png") if out else None)
+    if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
         out.with_suffix(".md").write_text(markdown(report))
@@ -212,8 +212,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
         _print_json(report)
     else:
         print(markdown(report), end="")
-        if a.out:
-            print(f"wrote {Path(a.out).with_suffix('.json')} and .md")
+        if out:
+            print(f"wrote {out.with_suffix('.json')}, .md" + (", .png" if report.get("png") else
+                                                              " (no .png: matplotlib is not installed)"))
     return 0
 
 
@@ -591,9 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", choices=["rule", "outcome"],
                    help="trail: score against this label definition (default: the one the tree was trained on)")
     p.add_argument("--map", help="folder=class renames, comma-separated (e.g. joy=happy,anger=angry)")
-    p.add_argument("--as-is", action="store_true", help="feed whole pictures: no face finding or centre crop")
+    p.add_argument("--as-is", action="store_true", help="feed whole pictures: no face finding")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", help="write the report here as .json and .md")
+    p.add_argument("--out", help="write the report here as .json and .md, and .png (the confusion matrix or ROC "
+                   "curve) where matplotlib is installed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_eval)
 
@@ -608,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a family: checkpoint + metrics.json (+ confusion PNG) in runs/<family>")
     p.add_argument("family", choices=list(FAMILIES))
-    p.add_argument("--data", help="data file, or a folder with one subfolder per class (default: EDGE_DATA)")
+    p.add_argument("--data", help="data file, or a folder with one subfolder per class (split 70/15/15 by file-name "
+                   "block) or with train/ [val/] [test/] folders of them (your split) (default: EDGE_DATA)")
     p.add_argument("--out", help="run folder (default runs/<family>)")
     p.add_argument("--label", default="rule", choices=["rule", "outcome"], help="trail: label definition to deploy")
     p.add_argument("--epochs", type=int)

@@ -22,6 +22,9 @@ from edge.errors import EdgeError, InputError
 from edge.manifest import InputSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
+SPLITS = ("train", "val", "test")
+USER_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+BLOCKS = (20, 10, 5, 2, 1)  # file-name block sizes a split tries, largest first
 
 
 def data_root() -> Path:
@@ -47,6 +50,7 @@ class Split:
     classes: list[str]
     parts: dict[str, list[Sample]]
     skipped: dict[str, int] = field(default_factory=dict)
+    note: str = ""  # how it was split, where that was chosen for the data (a user's folder)
 
     def __getitem__(self, name: str) -> list[Sample]:
         return self.parts[name]
@@ -104,12 +108,55 @@ def split_family(family: str, root: Path | None = None, fractions: dict[str, flo
     if family == "face":
         return _split_faces(root / "faces" / "orl")
     if family == "asl":
-        return _split_grouped(root / "asl" / "kaggle_alphabet", fractions, block=True, salt="asl")
+        return _split_blocks(root / "asl" / "kaggle_alphabet", fractions or USER_FRACTIONS, salt="asl")
     if family == "fer":
         return _split_fer(root / "fer2013")
     if family == "tomato":
         return _split_tomato(root / "tomato" / "laboro_big", fractions)
     raise EdgeError(f"no image data set for family '{family}'")
+
+
+def split_user_folder(root: Path) -> Split:
+    """A user's own folder, split without leaking near-duplicates. Either already split, ``train/<class>/...`` with
+    ``val/`` and ``test/`` beside it (each optional: a missing one is drawn from train, 15 %; e.g. a test folder of
+    another signer, farm or camera), or one subfolder per class, split 70/15/15. Drawn by file-name block: files whose
+    names differ only in a number within the same 20 (``a_040``..``a_059``, a burst of camera frames) stay on one
+    side; a folder with too few blocks for that gets smaller ones (``BLOCKS``), said in ``note``. A class folder in
+    val or test that train lacks is refused."""
+    root = Path(root)
+    if not (root / "train").is_dir():
+        return _split_blocks(root, USER_FRACTIONS, "user")
+    split = _split_blocks(root / "train", USER_FRACTIONS, "user",
+                          given=[k for k in SPLITS[1:] if (root / k).is_dir()])
+    for k in SPLITS[1:]:
+        if not (root / k).is_dir():
+            continue
+        cls, samples, skipped = list_image_folder(root / k)
+        extra = sorted(set(cls) - set(split.classes))
+        if extra:
+            raise EdgeError(f"{root / k} has class folders train lacks: {', '.join(extra)}")
+        split.parts[k] = [Sample(x.path, split.classes.index(cls[x.label]), x.group) for x in samples]
+        split.skipped.update({f"{k}: {why}": n for why, n in skipped.items()})
+        split.note += f"; {k}: {root / k} as given"
+    return split
+
+
+def _split_blocks(root: Path, fractions: dict[str, float], salt: str, given: list[str] | None = None) -> Split:
+    """One subfolder per class, split in ``fractions`` by file-name block: the largest of ``BLOCKS`` that gives each
+    drawn split at least half its share and train every class (few blocks split unevenly). The splits in ``given``
+    come from elsewhere and are left empty here."""
+    classes, samples, skipped = list_image_folder(root)
+    drawn = {k: f for k, f in fractions.items() if k not in (given or [])}
+    drawn = {k: f / sum(drawn.values()) for k, f in drawn.items()}
+    for size in BLOCKS:
+        for x in samples:
+            x.group = f"{classes[x.label]}/{_block_of(x.path.stem, size)}"
+        where = _assign({x.group for x in samples}, drawn, salt)
+        parts = {k: [x for x in samples if where[x.group] == k] for k in fractions}
+        fair = all(len(parts[k]) >= max(1.0, f * len(samples) / 2) for k, f in drawn.items())
+        if fair and {x.label for x in parts["train"]} == {x.label for x in samples}:
+            break
+    return Split(classes, parts, skipped, f"{', '.join(drawn)} drawn by file-name blocks of {size}")
 
 
 def _split_faces(root: Path, test_people: int = 10) -> Split:
@@ -144,18 +191,6 @@ def split_faces_paper(root: Path | None = None, people: int = 30, train_per_pers
         parts["test"] += files[train_per_person:]
     parts["val"] = list(parts["train"])
     return Split(base.classes, parts)
-
-
-def _split_grouped(root: Path, fractions: dict[str, float] | None, block: bool, salt: str) -> Split:
-    classes, samples, skipped = list_image_folder(root)
-    fractions = fractions or {"train": 0.7, "val": 0.15, "test": 0.15}
-    for s in samples:
-        s.group = f"{classes[s.label]}/{_block_of(s.path.stem) if block else s.path.stem}"
-    where = _assign({s.group for s in samples}, fractions, salt)
-    parts: dict[str, list[Sample]] = {k: [] for k in fractions}
-    for s in samples:
-        parts[where[s.group]].append(s)
-    return Split(classes, parts, skipped)
 
 
 def _split_fer(root: Path) -> Split:

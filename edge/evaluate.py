@@ -8,7 +8,8 @@ camera); ``as_is`` skips the face finding too.
 Folder names match the model's classes regardless of case; a map renames the others (``joy=happy``). Unreadable
 pictures are skipped and counted. Classifiers get accuracy, macro F1 (over the classes the folder has), a per-class
 table and the confusion matrix; the face embedder gets every pair of pictures, same person or not, judged at the
-manifest's distance threshold (accuracy, F1, false accepts and rejects), with EER and ROC-AUC.
+manifest's distance threshold (accuracy, F1, false accepts and rejects), with EER, ROC-AUC and the thresholds
+these pairs call for (``edge.metrics.operating_points``). With matplotlib the report gets its picture too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from edge.data import list_image_folder, read_image, to_tensor
 from edge.errors import EdgeError, InputError
-from edge.metrics import classification_report, pair_scores, verification_metrics
+from edge.metrics import classification_report, operating_points, pair_scores, verification_metrics
 
 BATCH = 64
 MISTAKES = 50  # the wrong pictures listed in a report, most confident first
@@ -70,18 +71,40 @@ def _class_scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[s
 
 
 def evaluate(artifact: Path | str, data: Path | str, mapping: dict[str, str] | None = None, as_is: bool = False,
-             label: str | None = None, threads: int = 1, progress: bool = True) -> dict[str, Any]:
+             label: str | None = None, threads: int = 1, progress: bool = True,
+             png: Path | None = None) -> dict[str, Any]:
     """Score a deployed model on the user's data: a labelled folder of pictures, or for the trail tree a BMKG daily
-    CSV (another station's, say) with ``label`` 'rule' or 'outcome' (default: the one it was trained on)."""
+    CSV (another station's, say) with ``label`` 'rule' or 'outcome' (default: the one it was trained on). ``png``:
+    draw the confusion matrix (the face embedder: its ROC curve) there, where matplotlib is installed."""
     from edge.runtime import load
 
     data = Path(data)
     model = load(artifact, threads=threads)
     if model.manifest.input.layout == "NF":
-        return _weather_rows(model, str(artifact), data, label)
-    if label is not None:
+        report = _weather_rows(model, str(artifact), data, label)
+    elif label is not None:
         raise EdgeError("--label is for the trail tree (rule or outcome)")
-    return _pictures(model, str(artifact), data, mapping, as_is, progress)
+    else:
+        report = _pictures(model, str(artifact), data, mapping, as_is, progress)
+    pairs = report.pop("_pairs", None)
+    if png is not None:
+        report["png"] = _draw(report, pairs, Path(png))
+    return report
+
+
+def _draw(report: dict[str, Any], pairs: tuple[np.ndarray, np.ndarray] | None, png: Path) -> str | None:
+    """The report's picture: the ROC curve with the thresholds marked, or the confusion matrix. None without
+    matplotlib."""
+    from edge.plots import plot_confusion, plot_roc
+
+    title = f"{Path(report['artifact']).name} on {Path(report['data']).name}"
+    if pairs is not None:
+        marks = {f"{p['point']} ({p['threshold']})": (p["far"], p["frr"]) for p in report["operating_points"]
+                 if p["threshold"] is not None}
+        drawn = plot_roc({f"AUC {report['roc_auc']:.3f}": pairs}, png, title, marks)
+    else:  # every class on both axes: a picture may be taken for a class the folder does not have
+        drawn = plot_confusion(report["confusion"], report["classes"], png, title)
+    return str(drawn) if drawn else None
 
 
 def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> dict[str, Any]:
@@ -118,6 +141,9 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
     thr = (man.threshold or {}).get("distance")
     if man.task != "classify" and thr is None:
         raise EdgeError(f"{Path(artifact).name} has no distance threshold in its manifest")
+    parts = sorted(d.name for d in data.iterdir() if d.is_dir()) if data.is_dir() else []
+    if parts and set(parts) <= {"train", "val", "test"}:  # a training folder, already split
+        raise EdgeError(f"{data} is split into {', '.join(parts)}: score one, e.g. --data {data / parts[-1]}")
     folders, samples, skipped = list_image_folder(data)
     used = sorted({s.label for s in samples})  # empty folders are reported, not matched
     labels = [-1] * len(folders)
@@ -172,6 +198,10 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         if not same.any():
             raise EdgeError(f"{data}: no person has two readable pictures, so there is no genuine pair to judge")
         report.update(people=len(set(y)), **verification_metrics(dist, same, threshold=float(thr)))
+        rates = {"far": report["far"], "frr": report["frr"]}
+        report["operating_points"] = [{"point": "the model's", "threshold": float(thr), **rates},
+                                      *operating_points(dist, same)]
+        report["_pairs"] = (dist, same)
     return report
 
 
@@ -213,5 +243,17 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"{report['people']} people, {report['pairs']} pairs ({report['genuine_pairs']} of the same person) "
                   f"at distance {report['threshold']}: accuracy **{report['accuracy']:.4f}**, F1 {report['f1']:.4f}, "
                   f"false accepts {report['far']:.4f}, false rejects {report['frr']:.4f}; EER {report['eer']:.4f}, "
-                  f"ROC-AUC {report['roc_auc']:.4f}. On its own test split (manifest): {card}."]
+                  f"ROC-AUC {report['roc_auc']:.4f}. On its own test split (manifest): {card}.", "",
+                  "Thresholds measured on these pairs (accept a pair at or under the distance):", "",
+                  markdown_table(["", "distance", "false accepts", "false rejects"],
+                                 [[p["point"], *(("-", "-", "-") if p["threshold"] is None else
+                                                 (str(p["threshold"]), f"{p['far']:.4f}", f"{p['frr']:.4f}"))]
+                                  for p in report["operating_points"]]), "",
+                  ("'-': too few strangers' pairs to tell. " if any(p["threshold"] is None
+                                                                     for p in report["operating_points"]) else "")
+                  + "To run the attendance station at one: `edge attend run --threshold DISTANCE` (a face must also "
+                  f"be nearer one person than any other). Chosen on {report['genuine_pairs']} same-person pairs, a "
+                  "threshold is only as good as their variety: include the light and angles the station will see."]
+    if report.get("png"):
+        lines += ["", f"![{'ROC' if 'roc_auc' in report else 'confusion matrix'}]({Path(report['png']).name})"]
     return "\n".join(lines) + "\n"

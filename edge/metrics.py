@@ -65,3 +65,40 @@ def verification_metrics(dist: np.ndarray, same: np.ndarray, threshold: float | 
             "accuracy": round(float((pred == same).mean()), 4),
             "far": round(float(fpr_t), 4), "frr": round(float(fn_t / max(pos, 1)), 4),
             "pairs": int(len(dist)), "genuine_pairs": int(pos)}
+
+
+def rates_at(dist: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(false-accept rate, false-reject rate) of accepting the pairs with ``dist <= threshold``."""
+    accept = dist <= threshold
+    return float((accept & ~same).sum() / max((~same).sum(), 1)), float((~accept & same).sum() / max(same.sum(), 1))
+
+
+def operating_points(dist: np.ndarray, same: np.ndarray, fars: tuple[float, ...] = (0.01, 0.001)) -> list[dict]:
+    """Distance thresholds to choose from on these pairs: where false accepts and false rejects cross (EER), the best
+    F1, and for each of ``fars`` the loosest threshold that accepts at most that share of strangers' pairs (None where
+    there are too few of them to tell: fewer than 1 / far). Thresholds are rounded to 4 decimals (up where no other
+    distance lies in between, else down), and the rates are those of the rounded threshold, so passing it on (``edge
+    attend run --threshold``) does what the row says."""
+    same = np.asarray(same, bool)
+    cand = np.unique(dist)
+    imp, gen = np.sort(dist[~same]), np.sort(dist[same])
+    far = np.searchsorted(imp, cand, "right") / max(len(imp), 1)
+    tpr = np.searchsorted(gen, cand, "right") / max(len(gen), 1)
+    tp, fp = tpr * len(gen), far * len(imp)
+    f1 = 2 * tp / np.maximum(tp + fp + len(gen), 1)
+    picks = [("equal error rate", float(cand[int(np.argmin(np.abs(1 - tpr - far)))])),
+             ("best F1", float(cand[int(np.argmax(f1))]))]
+    for f in fars:
+        ok = far <= f
+        t = float(cand[ok].max()) if ok.any() else float(cand[0]) - 1e-4  # else: nearer than any pair, none pass
+        picks.append((f"false accepts <= {f:.1%}", t if len(imp) * f >= 1 else None))
+    out = []
+    for name, t in picks:
+        if t is None:
+            out.append({"point": name, "threshold": None, "far": None, "frr": None})
+            continue
+        up = np.ceil(t * 1e4) / 1e4  # the same pairs pass anywhere below the next distance: round up if it stays there
+        t = float(up if not (cand > t).any() or up < cand[cand > t][0] else np.floor(t * 1e4) / 1e4)
+        fa, fr = rates_at(dist, same, t)
+        out.append({"point": name, "threshold": t, "far": round(fa, 4), "frr": round(fr, 4)})
+    return out

@@ -37,9 +37,8 @@ from edge.models.train_common import (
     Timer,
     cache_images,
     hardware,
-    plot_confusion,
-    plot_roc,
 )
+from edge.plots import plot_confusion, plot_roc
 
 
 class LogitMean(nn.Module):

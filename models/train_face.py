@@ -24,7 +24,8 @@ from edge.metrics import pair_scores, verification_metrics
 from edge.models.augment import AugmentConfig, augment, equalized_float
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.siamese import contrastive_loss
-from edge.models.train_common import CACHE_DIR, Timer, cache_images, data_hash, hardware, plot_roc, seed_everything
+from edge.models.train_common import CACHE_DIR, Timer, cache_images, data_hash, hardware, seed_everything
+from edge.plots import plot_roc
 
 
 @dataclass

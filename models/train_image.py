@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from edge.data import equalize_batch, list_image_folder, split_family
+from edge.data import equalize_batch, split_family, split_user_folder
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.manifest import InputSpec
@@ -26,9 +26,9 @@ from edge.models.train_common import (
     cache_images,
     data_hash,
     hardware,
-    plot_confusion,
     seed_everything,
 )
+from edge.plots import plot_confusion
 
 SCHEDULES = ("onecycle", "exponential")
 
@@ -211,17 +211,13 @@ def _predict(model: torch.nn.Module, x: np.ndarray, spec: InputSpec, batch: int 
 
 def load_split(family: str, data: Path | None, log: Any) -> tuple[list[str], dict[str, list[Any]]]:
     """Classes and train/val/test samples: the family's leak-free split of the shared data, or a user's folder
-    (one subfolder per class) split 70/15/15 by group."""
-    if not data:
-        split = split_family(family)
-        return split.classes, split.parts
-    classes, samples, skipped = list_image_folder(Path(data))
-    from edge.data import _assign
-
-    where = _assign({s.group for s in samples}, {"train": 0.7, "val": 0.15, "test": 0.15}, "user")
-    if skipped:
-        log(f"data: {skipped}")
-    return classes, {k: [s for s in samples if where[s.group] == k] for k in ("train", "val", "test")}
+    (``edge.data.split_user_folder``: as already split, or 70/15/15 by file-name block)."""
+    split = split_user_folder(Path(data)) if data else split_family(family)
+    if data:
+        log(f"data: {data}: {split.note}")
+    if split.skipped:
+        log(f"data: {split.skipped}")
+    return split.classes, split.parts
 
 
 def cap_per_class(samples: list[Any], n_classes: int, cap: int, seed: int) -> list[Any]:

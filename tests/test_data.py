@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.data import data_root, list_image_folder, load_batch, read_image, split_family, to_tensor
+from edge.data import (
+    data_root,
+    list_image_folder,
+    load_batch,
+    read_image,
+    split_family,
+    split_user_folder,
+    to_tensor,
+)
 from edge.errors import EdgeError, InputError
 from edge.families import get_family
 
@@ -77,6 +85,46 @@ def test_user_folder_with_corrupt_and_empty(tmp_path):
         read_image(tmp_path / "dogs" / "b.jpg", "rgb")
     with pytest.raises(EdgeError, match="no class subfolders"):
         list_image_folder(tmp_path / "cats")
+
+
+def test_user_folder_splits_keep_bursts_together_or_follow_the_users_split(tmp_path):
+    """A flat folder of numbered camera frames: frames within one block of 20 never straddle two splits (one file per
+    group, the rule before, put neighbouring frames on both sides); a small folder gets smaller blocks. A folder
+    already split into train / test (e.g. another signer as test) is taken as given, val drawn from train's blocks;
+    a test class train lacks is refused."""
+    for c in ("a", "b"):
+        (tmp_path / "flat" / c).mkdir(parents=True)
+        for i in range(200):
+            (tmp_path / "flat" / c / f"{c}_{i:03d}.png").write_bytes(b"")  # names are all a split looks at
+    split = split_user_folder(tmp_path / "flat")
+    sides: dict[tuple[str, int], set[str]] = {}
+    for k in ("train", "val", "test"):
+        for s in split[k]:
+            sides.setdefault((s.path.parent.name, int(s.path.stem.split("_")[1]) // 20), set()).add(k)
+    assert len(sides) == 20 and all(len(v) == 1 for v in sides.values())
+    assert {k for v in sides.values() for k in v} == {"train", "val", "test"}
+    assert sum(len(split[k]) for k in ("train", "val", "test")) == 400 and split.note.endswith("blocks of 20")
+    small = tmp_path / "small"  # 12 frames a class: blocks of 20 would leave a split empty; smaller ones are used
+    for c in ("a", "b"):
+        (small / c).mkdir(parents=True)
+        for i in range(12):
+            (small / c / f"{c}_{i:03d}.png").write_bytes(b"")
+    split = split_user_folder(small)
+    assert all(split[k] for k in ("train", "val", "test")) and not split.note.endswith("blocks of 20")
+    for part, n in (("train", 100), ("test", 10)):
+        for c in ("a", "b"):
+            (tmp_path / "given" / part / c).mkdir(parents=True)
+            for i in range(n):
+                (tmp_path / "given" / part / c / f"{part}{i:03d}.png").write_bytes(b"")
+    split = split_user_folder(tmp_path / "given")
+    assert split.classes == ["a", "b"] and len(split["test"]) == 20
+    assert all(s.path.parts[-3] == "test" for s in split["test"])
+    assert split["val"] and all(s.path.parts[-3] == "train" for s in split["train"] + split["val"])
+    assert len(split["train"]) + len(split["val"]) == 200
+    (tmp_path / "given" / "test" / "c").mkdir()
+    (tmp_path / "given" / "test" / "c" / "x.png").write_bytes(b"")
+    with pytest.raises(EdgeError, match="class folders train lacks: c"):
+        split_user_folder(tmp_path / "given")
 
 
 def test_to_tensor_normalises_by_spec():

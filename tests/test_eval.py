@@ -73,6 +73,8 @@ def test_eval_scores_a_folder_as_the_runtime_does_without_torch(tmp_path):
     assert report["macro_f1"] == round(float(np.mean(f1)), 4)  # over the classes the folder has, not all seven
     md = out.with_suffix(".md").read_text()
     assert f"Accuracy **{report['accuracy']:.4f}**" in md and "| sad | 8 |" in md and "unsorted" in md
+    assert report["png"] == str(out.with_suffix(".png")) and out.with_suffix(".png").stat().st_size > 5000
+    assert "![confusion matrix](fer-mine.png)" in md
 
 
 def test_eval_finds_faces_like_an_upload_and_judges_people_in_pairs(tmp_path):
@@ -87,9 +89,41 @@ def test_eval_finds_faces_like_an_upload_and_judges_people_in_pairs(tmp_path):
     orl = data_root() / "faces" / "orl"
     for name in ("s10", "s11", "s12"):
         shutil.copytree(orl / name, people / name)
-    proc = run_edge("eval", "face", "--data", str(people))
+    proc = run_edge("eval", "face", "--data", str(people), "--out", str(tmp_path / "face"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "3 people, 435 pairs (135 of the same person)" in proc.stdout and "EER" in proc.stdout
+    report = json.loads((tmp_path / "face.json").read_text())
+    points = {p["point"]: p for p in report["operating_points"]}
+    assert points["the model's"] == {"point": "the model's", "threshold": report["threshold"], "far": report["far"],
+                                     "frr": report["frr"]}
+    assert points["false accepts <= 1.0%"]["far"] <= 0.01  # 300 strangers' pairs: 1 % can be told
+    assert points["false accepts <= 0.1%"]["threshold"] is None and "too few strangers' pairs" in proc.stdout
+    assert "edge attend run --threshold" in proc.stdout and (tmp_path / "face.png").stat().st_size > 5000
+
+
+def test_operating_points_are_what_their_thresholds_do():
+    """Each suggested threshold, passed on as rounded, gives the rates its row shows; the false-accept points are the
+    loosest thresholds within their limit, the EER point is where the two rates cross, best F1 is the best."""
+    from edge.metrics import operating_points, rates_at
+
+    rng = np.random.default_rng(0)
+    same = rng.random(3000) < 0.1
+    dist = np.where(same, rng.normal(0.7, 0.2, 3000), rng.normal(1.2, 0.2, 3000)).round(3)  # ties, as real data has
+    points = {p["point"]: p for p in operating_points(dist, same)}
+    grid = np.unique(dist)
+    rates = np.array([rates_at(dist, same, t) for t in grid])
+    for p in points.values():
+        assert (p["far"], p["frr"]) == tuple(round(r, 4) for r in rates_at(dist, same, p["threshold"]))
+    for f in (0.01, 0.001):
+        p = points[f"false accepts <= {f:.1%}"]
+        assert p["far"] <= f and rates[grid > p["threshold"]][0][0] > f  # the next distance up lets too many in
+    eer = points["equal error rate"]
+    assert abs(eer["far"] - eer["frr"]) <= np.abs(rates[:, 0] - rates[:, 1]).min() + 1e-3
+    tp = (1 - rates[:, 1]) * same.sum()
+    f1 = 2 * tp / (tp + rates[:, 0] * (~same).sum() + same.sum())
+    best = points["best F1"]
+    tp_b = (1 - best["frr"]) * same.sum()
+    assert 2 * tp_b / (tp_b + best["far"] * (~same).sum() + same.sum()) >= f1.max() - 1e-3
 
 
 def test_eval_refuses_what_it_cannot_score(tmp_path):
@@ -111,6 +145,10 @@ def test_eval_refuses_what_it_cannot_score(tmp_path):
     (tmp_path / "broken" / "happy" / "x.jpg").write_bytes(b"\xff\xd8 truncated")
     proc = run_edge("eval", "fer", "--data", str(tmp_path / "broken"))
     assert proc.returncode == 2 and "none of the 1 pictures" in proc.stderr
+    (tmp_path / "split" / "test" / "happy").mkdir(parents=True)  # a training folder (train/val/test) as is
+    shutil.copy(data_root() / "fer2013" / "test" / "happy" / "00000.png", tmp_path / "split" / "test" / "happy")
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "split"))
+    assert proc.returncode == 2 and f"e.g. --data {tmp_path / 'split' / 'test'}" in proc.stderr
     with pytest.raises(EdgeError, match="folder=class"):
         parse_class_map("joy")
     assert match_classes(["Joy", "SAD"], ["happy", "sad"], parse_class_map("joy=Happy")) == [0, 1]
