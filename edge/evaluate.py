@@ -27,9 +27,7 @@ from edge.metrics import classification_report, operating_points, pair_scores, v
 
 BATCH = 64
 MISTAKES = 50  # the wrong pictures listed in a report, most confident first
-FRAMING = {"whole": "taken as they are", "roi": "taken as they are",
-           "center_crop": "taken as they are",
-           "face": "cropped to the face found in each (as `edge serve` does with an upload)"}
+FACE_FRAMING = "cropped to the face found in each (as `edge serve` does with an upload)"
 # the manifest's figures on the model's own test split, printed beside the folder's
 CARD_KEYS = ("test_accuracy", "test_macro_f1", "test_f1", "test_eer", "test_roc_auc")
 
@@ -80,13 +78,13 @@ def evaluate(artifact: Path | str, data: Path | str, mapping: dict[str, str] | N
 
     data = Path(data)
     model = load(artifact, threads=threads)
+    pairs = None
     if model.manifest.input.layout == "NF":
         report = _weather_rows(model, str(artifact), data, label)
     elif label is not None:
         raise EdgeError("--label is for the trail tree (rule or outcome)")
     else:
-        report = _pictures(model, str(artifact), data, mapping, as_is, progress)
-    pairs = report.pop("_pairs", None)
+        report, pairs = _pictures(model, str(artifact), data, mapping, as_is, progress)
     if png is not None:
         report["png"] = _draw(report, pairs, Path(png))
     return report
@@ -132,8 +130,9 @@ def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> d
 
 
 def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | None, as_is: bool,
-              progress: bool) -> dict[str, Any]:
-    """A classifier or the face embedder on a labelled folder of pictures."""
+              progress: bool) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
+    """A classifier or the face embedder on a labelled folder of pictures: the report, and for the embedder every
+    pair's (distance, same person) for its ROC curve."""
     from edge.calibrate import softmax_t
     from edge.prestep import Prestep, prestep_spec
 
@@ -178,7 +177,7 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
     yy = np.asarray(y, np.int64)
     report: dict[str, Any] = {
         "artifact": str(artifact), "data": str(data), "family": man.family, "task": man.task,
-        "framing": FRAMING.get("whole" if as_is else spec["kind"], FRAMING["whole"]),
+        "framing": FACE_FRAMING if spec["kind"] == "face" and not as_is else "taken as they are",
         "pictures": len(yy), "unreadable": len(unreadable), "unreadable_files": unreadable[:20],
         "empty_folders": sorted(k.removeprefix("empty class folder ") for k in skipped),
         "no_face_found": int(missed) if spec["kind"] == "face" and not as_is else None,
@@ -201,8 +200,8 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         rates = {"far": report["far"], "frr": report["frr"]}
         report["operating_points"] = [{"point": "the model's", "threshold": float(thr), **rates},
                                       *operating_points(dist, same)]
-        report["_pairs"] = (dist, same)
-    return report
+        return report, (dist, same)
+    return report, None
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -63,7 +63,8 @@ def _trail_section(m: dict[str, Any], paper: str) -> list[str]:
 
 
 def _shifted_section(t: dict) -> list[str]:
-    """The test set moved toward the outside world: other backgrounds, other cameras (when measured)."""
+    """The test set moved toward the outside world: other backgrounds, other cameras, other hand positions (when
+    measured)."""
     rows = []
     if "unseen_backgrounds" in t:
         u = t["unseen_backgrounds"]
@@ -71,6 +72,8 @@ def _shifted_section(t: dict) -> list[str]:
                      f"{u['accuracy']:.4f}"])
     for name, acc in t.get("camera_shifts", {}).items():
         rows.append([f"test photos, {name}", f"{acc:.4f}"])
+    for name, acc in t.get("hand_positions", {}).items():
+        rows.append([f"test hands {name}", f"{acc:.4f}"])
     if not rows:
         return []
     return ["### Beyond this data set (simulated from the test split)", "",

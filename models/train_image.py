@@ -130,6 +130,38 @@ def camera_shift_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, 
             for name, gains in CAMERA_SHIFTS.items()}
 
 
+# The same test hands as other signers might hold them in the guide box: at and beyond the ASL recipe's augmentation
+# (rotation 20 degrees, scale 0.7-1.2, shift 0.15): (degrees, scale, shift as a fraction of the side)
+HAND_POSITIONS: dict[str, tuple[float, float, float]] = {
+    "turned 30 degrees": (30.0, 1.0, 0.0),
+    "farther (x0.6)": (0.0, 0.6, 0.0),
+    "nearer (x1.4)": (0.0, 1.4, 0.0),
+    "off centre (0.25)": (0.0, 1.0, 0.25),
+}
+
+
+def hand_positioned(x: np.ndarray, degrees: float, scale: float, shift: float) -> np.ndarray:
+    """uint8 (N, C, H, W) frames turned by ``degrees`` (left and right in turn), scaled about the centre and moved by
+    ``shift`` of the side (right, down, left, up in turn), the border pixels repeated outwards."""
+    import cv2
+
+    n, c, h, w = x.shape
+    out = np.empty_like(x)
+    for i in range(n):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees * (1 if i % 2 else -1), scale)
+        m[:, 2] += np.array([(1, 0), (0, 1), (-1, 0), (0, -1)][i % 4]) * shift * np.array([w, h])
+        img = x[i].transpose(1, 2, 0)
+        warped = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[i] = warped.reshape(h, w, c).transpose(2, 0, 1)
+    return out
+
+
+def hand_position_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, spec: InputSpec) -> dict[str, float]:
+    """Top-1 accuracy on uint8 (N, C, H, W) test frames under each of HAND_POSITIONS."""
+    return {name: round(float((_predict(model, hand_positioned(x, *how), spec).argmax(1) == y).mean()), 4)
+            for name, how in HAND_POSITIONS.items()}
+
+
 def on_unseen_backgrounds(x: np.ndarray, masks: np.ndarray, color: str) -> np.ndarray:
     """The hands of ``x`` on backgrounds from sources training never uses (fixed seeds: the same pictures for every
     run and every artifact)."""
@@ -164,7 +196,8 @@ def hand_masks(parts: dict[str, list[Any]], size: int, family: str,
 def beyond_test(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, spec: InputSpec, shifts: bool,
                 masks: np.ndarray | None, log: Any) -> dict[str, Any]:
     """The test split as the world beyond this data set would show it: other cameras (``shifts``, colour
-    families) and, given the hand ``masks``, unseen backgrounds. Keys ``camera_shifts`` / ``unseen_backgrounds``."""
+    families) and, given the hand ``masks`` (ASL), unseen backgrounds and other hand positions. Keys
+    ``camera_shifts`` / ``unseen_backgrounds`` / ``hand_positions``."""
     out: dict[str, Any] = {}
     if shifts and spec.color != "gray":
         out["camera_shifts"] = camera_shift_accuracy(model, x, y, spec)
@@ -177,6 +210,8 @@ def beyond_test(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, spec: Inpu
         else:
             log(f"test hands on unseen backgrounds ({', '.join(out['unseen_backgrounds']['sources'])}): "
                 f"{out['unseen_backgrounds']['accuracy']:.4f}")
+        out["hand_positions"] = hand_position_accuracy(model, x, y, spec)
+        log(f"test hands placed otherwise: {out['hand_positions']}")
     return out
 
 

@@ -3,7 +3,8 @@
     python scripts/beyond_deployed.py models/zoo/tomato/tomato.int8.onnx artifacts/tomato/tomato.int8.onnx
 
 tomato (colour families): val and test as they are and under ``CAMERA_SHIFTS``, with the mean of the four;
-asl: test as it is and with the hands on the held-out backgrounds (the same pictures as training's score);
+asl: test as it is, with the hands on the held-out backgrounds (the same pictures as training's score) and
+placed otherwise (``HAND_POSITIONS``: turned, farther, nearer, off centre);
 fer: test as it is and under each of ``edge.conditions.FACE_CONDITIONS`` (light, focus, distance, compression).
 The conditions change the camera's picture; a model trained with ``--clahe`` gets it equalised after that, as the
 runtime would.
@@ -22,7 +23,15 @@ from edge import runtime
 from edge.data import equalize_batch, split_family
 from edge.families import get_family
 from edge.models.train_common import CACHE_DIR, cache_images
-from edge.models.train_image import CAMERA_SHIFTS, _normalise, camera_shifted, hand_masks, on_unseen_backgrounds
+from edge.models.train_image import (
+    CAMERA_SHIFTS,
+    HAND_POSITIONS,
+    _normalise,
+    camera_shifted,
+    hand_masks,
+    hand_positioned,
+    on_unseen_backgrounds,
+)
 
 
 def logits(model: runtime.Model, x: np.ndarray, spec) -> np.ndarray:
@@ -56,7 +65,9 @@ def background_row(model: runtime.Model, family: str, size: int) -> str:
     xs = {"test": cache_images(test["test"], spec.color, size, CACHE_DIR, f"{family}-test", lambda *_: None)}
     x, y, _ = xs["test"]
     xo = on_unseen_backgrounds(x, hand_masks(test, size, family, xs)["test"], spec.color)
-    return f"test {_accuracy(model, x, y, spec):.4f}, unseen backgrounds {_accuracy(model, xo, y, spec):.4f}"
+    placed = ", ".join(f"{name} {_accuracy(model, hand_positioned(x, *how), y, spec):.4f}"
+                       for name, how in HAND_POSITIONS.items())
+    return f"test {_accuracy(model, x, y, spec):.4f}, unseen backgrounds {_accuracy(model, xo, y, spec):.4f}, {placed}"
 
 
 def condition_row(model: runtime.Model, family: str, size: int) -> str:

@@ -93,6 +93,10 @@ def test_asl_trains_with_backgrounds_and_scores_unseen_ones(tmp_path):
         assert "test on unseen backgrounds skipped" in proc.stderr
     else:
         assert unseen["images"] == metrics["data"]["test"] and 0 <= unseen["accuracy"] <= 1
+    from edge.models.train_image import HAND_POSITIONS  # the hands turned, farther, nearer, off centre
+
+    placed = metrics["test"]["hand_positions"]
+    assert list(placed) == list(HAND_POSITIONS) and all(0 <= a <= 1 for a in placed.values())
     # an ensemble of such runs is scored on the unseen backgrounds too (the members' hand masks, the same pictures);
     # no --flip: this recipe (the B4's) trains without mirrored images
     proc = run_edge("train", "asl", "--data", str(tmp_path / "data"), "--imgsz", "32", "--epochs", "1",
@@ -108,9 +112,28 @@ def test_asl_trains_with_backgrounds_and_scores_unseen_ones(tmp_path):
     else:
         assert ens["unseen_backgrounds"]["images"] == unseen["images"]
         assert ens["unseen_backgrounds"]["sources"] == unseen["sources"]
+    assert list(ens["hand_positions"]) == list(HAND_POSITIONS)
     for bad in ("1.5", "-0.1"):
         r = run_edge("train", "asl", "--backgrounds", bad)
         assert r.returncode != 0 and "probability in [0, 1]" in r.stderr
     r = run_edge("train", "fer", "--backgrounds", "0.5")
     assert r.returncode != 0 and "--backgrounds is for asl" in r.stderr
 
+
+
+def test_hands_placed_otherwise_move_where_they_say():
+    """HAND_POSITIONS' warps: a dot a quarter side right of the centre turns about the centre (left, then right), a
+    scale brings it nearer the centre or farther out, a shift moves the dot right, down, left, up in turn."""
+    from edge.models.train_image import hand_positioned
+
+    x = np.zeros((4, 1, 64, 64), np.uint8)
+    x[:, 0, 32, 48] = 255  # 16 px right of the centre the warps turn about, (32, 32)
+
+    def dots(out: np.ndarray) -> list[tuple[int, int]]:
+        return [tuple(int(v) for v in np.unravel_index(np.argmax(o[0]), o[0].shape)) for o in out]
+
+    assert dots(hand_positioned(x, 90.0, 1.0, 0.0))[:2] == [(48, 32), (16, 32)]  # turned: below, then above
+    assert dots(hand_positioned(x, 0.0, 0.5, 0.0))[0] == (32, 40)
+    assert dots(hand_positioned(x, 0.0, 1.5, 0.0))[0] == (32, 56)
+    shifted = dots(hand_positioned(x, 0.0, 1.0, 0.125))  # 8 px
+    assert shifted == [(32, 56), (40, 48), (32, 40), (24, 48)]

@@ -8,8 +8,9 @@ def test_card_reports_the_shifted_test_sets_next_to_the_plain_one():
 
     assert _shifted_section({"accuracy": 0.9}) == []
     text = "\n".join(_shifted_section({"accuracy": 0.96, "unseen_backgrounds": {
-        "accuracy": 0.36, "sources": ["orl", "scenes"], "images": 306}, "camera_shifts": {"one stop darker": 0.93}}))
-    assert "| test split as it is | 0.9600 |" in text
+        "accuracy": 0.36, "sources": ["orl", "scenes"], "images": 306}, "camera_shifts": {"one stop darker": 0.93},
+        "hand_positions": {"turned 30 degrees": 0.81}}))
+    assert "| test split as it is | 0.9600 |" in text and "| test hands turned 30 degrees | 0.8100 |" in text
     assert "never saw (orl, scenes) | 0.3600 |" in text and "| test photos, one stop darker | 0.9300 |" in text
 
 
