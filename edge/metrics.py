@@ -97,8 +97,9 @@ def operating_points(dist: np.ndarray, same: np.ndarray, fars: tuple[float, ...]
         if t is None:
             out.append({"point": name, "threshold": None, "far": None, "frr": None})
             continue
-        up = np.ceil(t * 1e4) / 1e4  # the same pairs pass anywhere below the next distance: round up if it stays there
-        t = float(up if not (cand > t).any() or up < cand[cand > t][0] else np.floor(t * 1e4) / 1e4)
+        above = cand[cand > t]  # the same pairs pass anywhere below the next distance: round up if it stays there
+        up = np.ceil(t * 1e4) / 1e4
+        t = float(up if not len(above) or up < above[0] else np.floor(t * 1e4) / 1e4)
         fa, fr = rates_at(dist, same, t)
         out.append({"point": name, "threshold": t, "far": round(fa, 4), "frr": round(fr, 4)})
     return out

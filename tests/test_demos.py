@@ -96,6 +96,21 @@ def test_fer_crop_frames_the_face_as_fer2013_does(tmp_path: Path) -> None:
         assert read_manifest(man)[1].prestep == get_family("fer").prestep, man
 
 
+def test_tomato_pictures_score_best_as_their_owner_framed_them(tmp_path: Path) -> None:
+    """scripts/tomato_upload_framing.py: on the photo split's crops the zoo model scores better on the pictures as
+    they are than on the live camera's centre 80 %, which is why an upload is not centre-cropped."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "scripts/tomato_upload_framing.py", "--fractions", "0.8", "--out",
+                           str(tmp_path)], capture_output=True, text=True, cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "tomato-upload-framing-x86-2core.json").read_text())["rows"]
+    assert [r["split"] for r in rows] == ["val", "test"] and all(r["aspect_median"] > 1.1 for r in rows)
+    assert all(r["as_is"] > r["centre_0.8"] for r in rows), rows
+
+
 def test_smoothing_stops_flicker_and_ema() -> None:
     a, b = np.array([0.9, 0.1]), np.array([0.3, 0.7])
     sm = Smoother("majority", window=5)
