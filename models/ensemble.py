@@ -180,7 +180,8 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         return _embedding_ensemble(members, cfgs, sizes, out, flip, timer, log)
     # the largest size (the others are resized inside the graph), equalised as the members were trained
     spec = replace(fam.input_spec(max(sizes)), clahe=ref["clahe"])
-    classes, parts = load_split(fam.name, data, log)
+    split = load_split(fam.name, data, log)
+    classes, parts = split.classes, split.parts
     if classes != first["meta"]["classes"]:
         raise EdgeError(f"the data's classes {classes} are not the checkpoints' {first['meta']['classes']}")
     imgsz = spec.shape[-1]

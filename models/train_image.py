@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from edge.data import equalize_batch, split_family, split_user_folder
+from edge.data import Split, equalize_batch, split_family, split_user_folder
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.manifest import InputSpec
@@ -244,15 +244,15 @@ def _predict(model: torch.nn.Module, x: np.ndarray, spec: InputSpec, batch: int 
     return np.concatenate(outs)
 
 
-def load_split(family: str, data: Path | None, log: Any) -> tuple[list[str], dict[str, list[Any]]]:
-    """Classes and train/val/test samples: the family's leak-free split of the shared data, or a user's folder
-    (``edge.data.split_user_folder``: as already split, or 70/15/15 by file-name block)."""
+def load_split(family: str, data: Path | None, log: Any) -> Split:
+    """The train/val/test samples: the family's leak-free split of the shared data, or a user's folder
+    (``edge.data.split_user_folder``: as already split, or 70/15/15 by file-name block; ``note`` says which)."""
     split = split_user_folder(Path(data)) if data else split_family(family)
     if data:
         log(f"data: {data}: {split.note}")
     if split.skipped:
         log(f"data: {split.skipped}")
-    return split.classes, split.parts
+    return split
 
 
 def cap_per_class(samples: list[Any], n_classes: int, cap: int, seed: int) -> list[Any]:
@@ -382,7 +382,8 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     gen = seed_everything(cfg.seed)
     fam = get_family(cfg.family)
     spec = replace(fam.input_spec(cfg.imgsz), clahe=cfg.clahe)
-    classes, parts = load_split(cfg.family, data, log)
+    split = load_split(cfg.family, data, log)
+    classes, parts = split.classes, split.parts
     if cfg.max_per_class:
         parts = {**parts, "train": cap_per_class(parts["train"], len(classes), cfg.max_per_class, cfg.seed)}
     for name, p in parts.items():
@@ -505,7 +506,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         "hardware": hardware(), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
         "data": {"train": len(xtr), "val": len(xs["val"][0]), "test": len(xt),
                  "hash": data_hash(parts["train"] + parts["val"] + parts["test"]),
-                 "source": str(data) if data else fam.dataset},
+                 "source": str(data) if data else fam.dataset, **({"split": split.note} if split.note else {})},
     }
     meta = {"trained": True, "classes": classes, "input": spec.__dict__, "metrics": {
         "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "test_macro_f1": test["macro_f1"]},

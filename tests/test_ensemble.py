@@ -157,7 +157,7 @@ def test_a_run_distils_an_ensemble_and_keeps_its_logits(fer_runs, tmp_path):
     assert m["history"][0]["loss"] != plain["history"][0]["loss"]  # the same seed and batches: another target
     kept = torch.load(tmp_path / "kd" / "teacher_logits.pt")
     assert kept["logits"].shape == (84, 7) and torch.isfinite(kept["logits"]).all()
-    _, parts = load_split("fer", None, lambda *_: None)
+    parts = load_split("fer", None, lambda *_: None).parts
     x, _, _ = cache_images(cap_per_class(parts["train"], 7, 12, 0), "gray", 24, Path("runs") / "cache", "fer-train",
                            lambda *_: None)
     want = _predict(load_model(tmp_path / "ens" / "best.pt"), x, get_family("fer").input_spec(24))
@@ -194,7 +194,7 @@ def test_an_ensemble_is_scored_beyond_the_data_set_like_its_members(tmp_path):
         assert set(run["test"]["camera_shifts"]) == set(ti.CAMERA_SHIFTS)
     m = ensemble_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ens", flip=True, log=lambda *_: None)
     spec = get_family("tomato").input_spec(24)
-    _, parts = ti.load_split("tomato", None, lambda *_: None)
+    parts = ti.load_split("tomato", None, lambda *_: None).parts
     x, y, _ = cache_images(parts["test"], "rgb", 24, Path("runs") / "cache", "tomato-test", lambda *_: None)
     want = ti.camera_shift_accuracy(load_model(tmp_path / "ens" / "best.pt"), x, y, spec)
     assert m["test"]["camera_shifts"] == want and "unseen_backgrounds" not in m["test"]
@@ -216,7 +216,7 @@ def test_a_deployed_artifact_teaches_through_the_runtime(fer_runs, tmp_path):
     m = train_classifier(cfg, tmp_path / "kd", **quiet)
     assert np.isfinite(m["history"][0]["loss"])
     kept = torch.load(tmp_path / "kd" / "teacher_logits.pt")["logits"].numpy()
-    _, parts = load_split("fer", None, lambda *_: None)
+    parts = load_split("fer", None, lambda *_: None).parts
     teacher = runtime.load(zoo / "fer" / "fer.int8.onnx")
     x, y, _ = load_batch(cap_per_class(parts["train"], 7, 6, 0), teacher.manifest.input)
     assert kept.shape == (42, 7) and np.allclose(kept, teacher.predict(x), atol=1e-5)  # in the training order

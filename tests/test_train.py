@@ -125,6 +125,7 @@ def test_loss_falls_and_accuracy_rises_on_a_learnable_task(tmp_path):
     # chance is 0.5; 0.96-1.0 on Intel AVX-512 CPUs, 0.89 on an AMD EPYC with AVX2 (other float rounding, 28 pictures
     # of a flat folder split by file then)
     assert m["test"]["n"] == 40 and m["test"]["accuracy"] >= 0.85, m["test"]
+    assert m["data"]["split"].startswith("train drawn by file-name blocks") and "test: " in m["data"]["split"]
 
     # --init: a new run starts from these weights. At a learning rate that cannot move them, one epoch keeps the
     # trained accuracy; the same epoch from ImageNet weights stays near chance (its head is random).
@@ -471,7 +472,7 @@ def test_classifier_trained_with_clahe_equalises_in_training_scoring_teaching_an
     # as a teacher, the run sees the student's training pictures equalised, as it was trained
     student = ti.default_config("fer", imgsz=32, epochs=1, batch=8, lr=1e-3)
     student.builder_kwargs, student.teacher = {"pretrained": False}, str(tmp_path / "run")
-    _, parts = ti.load_split("fer", tmp_path / "data", lambda *_: None)
+    parts = ti.load_split("fer", tmp_path / "data", lambda *_: None).parts
     xtr, _, _ = ti.cache_images(parts["train"], "gray", 32, ti.CACHE_DIR, "fer-train", lambda *_: None)
     kept = ti.teacher_logits(student, parts["train"], ["horizontal", "vertical"], tmp_path / "kd", lambda *_: None)
     np.testing.assert_allclose(kept.numpy(), ti._predict(net, xtr, spec), atol=1e-4)
