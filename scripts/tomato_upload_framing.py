@@ -28,8 +28,7 @@ BATCH = 64
 
 
 def accuracy(model, pictures: list[np.ndarray], y: np.ndarray) -> float:
-    out = np.concatenate([model.predict(to_tensor(pictures[k:k + BATCH], model.manifest.input))
-                          for k in range(0, len(pictures), BATCH)])
+    out = model.predict_all(to_tensor(pictures, model.manifest.input), BATCH)
     return round(float((out.argmax(1) == y).mean()), 4)
 
 
