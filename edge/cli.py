@@ -352,10 +352,15 @@ def cmd_train(a: argparse.Namespace) -> int:
         else:
             for lab in ("rule", "outcome"):
                 for split in ("chronological", "random_8_2"):
-                    s = m[lab][split]
-                    print(f"{lab:8s} {split:14s} accuracy {s['accuracy']:.4f}  F1(Berbahaya) {s['f1_berbahaya']:.4f}"
-                          f"  n={s['n_test']}")
-            print(f"dropped rows: {m['dropped']}; saved runs/trail/best.pkl")
+                    s = m[lab].get(split)
+                    print(f"{lab:8s} {split:14s} " + (
+                        f"accuracy {s['accuracy']:.4f}  F1(Berbahaya) {s['f1_berbahaya']:.4f}  n={s['n_test']}" if s
+                        else m[lab].get(f"{split}_skipped", m[lab].get("skipped", "not scored"))))
+            ra = m["range_agreement"]
+            print(f"read as {m['read_as']}; dropped rows: {m['dropped']}; without rainfall: "
+                  f"{m['rows_without_rainfall']}; agrees with the rule on {ra['deployed']:.2%} of "
+                  f"{ra['readings']} readings over the station's range; saved "
+                  f"{Path(a.out or 'runs/trail') / 'best.pkl'}")
         return 0
     if fam.name == "face":
         recipe = "face-mobilenet" if a.arch == "mobilenet" else "face"

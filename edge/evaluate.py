@@ -111,20 +111,25 @@ def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> d
 
     man = model.manifest
     if data.is_dir():
-        raise EdgeError(f"{data} is a folder: the trail tree is scored on a BMKG daily CSV (date, tavg, rh_avg, ff_x, "
-                        "rr, tn, tx columns)")
+        raise EdgeError(f"{data} is a folder: the trail tree is scored on a BMKG daily table (.csv or .xlsx with "
+                        "date or Tanggal, Tavg, RH_avg, ff_x, and RR, Tn, Tx where measured)")
     label = label or str(man.metrics.get("deploy_label", "rule"))
     if label not in ("rule", "outcome"):
         raise EdgeError(f"--label is 'rule' or 'outcome', got {label!r}")
     table = load_weather(data)
-    y = table.y_rule if label == "rule" else table.y_outcome
-    rep = _class_scores(y, model.predict(table.X.astype(np.float32)).argmax(1), man.classes)
+    X, y, _ = table.labelled(label)
+    if not len(y):
+        raise EdgeError(f"{data}: no day has its rainfall (rr), so the outcome label cannot be scored; "
+                        "try --label rule")
+    rep = _class_scores(y, model.predict(X.astype(np.float32)).argmax(1), man.classes)
     # the card's figure for this label is the tree trained on it: only comparable when that is this tree
     same = label == man.metrics.get("deploy_label")
     chrono = ((man.metrics.get(label) or {}).get("chronological") or {}) if same else {}
     return {"artifact": artifact, "data": str(data), "family": man.family, "task": man.task, "label": label,
             "trained_on": man.metrics.get("deploy_label"), "rows": table.total_rows, "valid_rows": int(len(y)),
-            "dropped": table.dropped, "positive_rate": round(float(y.mean()), 4),
+            "dropped": table.dropped, "positive_rate": round(float(y.mean()), 4), "read_as": table.layout,
+            "station": table.station, "scored_rows": int(len(y)),
+            "without_rainfall": table.no_outcome if label == "outcome" else 0,
             "card": {f"{label} label, trained to {chrono.get('train_years')}, tested on {chrono.get('test_year')}":
                      chrono.get("accuracy")} if chrono else {}, **rep}
 
@@ -211,8 +216,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# {Path(report['artifact']).name} on {report['data']}", ""]
     if "rows" in report:
         dropped = ", ".join(f"{k} {v}" for k, v in report["dropped"].items()) or "none"
-        lines += [f"{report['valid_rows']} of {report['rows']} rows valid (dropped: {dropped}); label "
-                  f"'{report['label']}' (the tree was trained on '{report['trained_on']}'), "
+        station = ", ".join(f"{k} {v}" for k, v in report["station"].items())
+        lines += [f"Read as {report['read_as']}" + (f" ({station})" if station else "") + ".", "",
+                  f"{report['valid_rows']} of {report['rows']} rows valid (dropped: {dropped})"
+                  + (f"; {report['without_rainfall']} without rainfall left out of the outcome label"
+                     if report["without_rainfall"] else "")
+                  + f"; label '{report['label']}' (the tree was trained on '{report['trained_on']}'), "
                   f"{report['positive_rate']:.1%} {report['classes'][1]}.", ""]
     else:
         lines += [f"{report['pictures']} pictures, {report['framing']}; unreadable (skipped) {report['unreadable']}"

@@ -187,6 +187,6 @@ def test_eval_scores_the_trail_tree_on_a_station_csv_without_sklearn(tmp_path):
     other = json.loads(proc.stdout)
     assert other["accuracy"] == round(float((pred == table.y_outcome).mean()), 4) and other["card"] == {}
     proc = run_edge("eval", "trail", "--data", str(tmp_path))
-    assert proc.returncode == 2 and "BMKG daily CSV" in proc.stderr
+    assert proc.returncode == 2 and "BMKG daily table (.csv or .xlsx" in proc.stderr
     proc = run_edge("eval", "fer", "--data", str(tmp_path), "--label", "rule")
     assert proc.returncode == 2 and "--label is for the trail tree" in proc.stderr

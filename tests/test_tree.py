@@ -51,11 +51,13 @@ def test_heat_index_matches_nws_table():
 
 
 @needs_weather
-def test_c_and_micropython_are_bit_exact_on_every_row(trail_run):
+def test_c_and_micropython_are_bit_exact_on_every_row_and_over_the_range(trail_run):
     from edge.models.checkpoint import load_model
+    from edge.weather import label_config, range_readings
 
     tree = load_model(trail_run / "runs" / "best.pkl")
-    X = load_weather(WEATHER).X
+    cfg = __import__("json").loads(label_config().read_text())
+    X = np.concatenate([load_weather(WEATHER).X, range_readings(cfg, 2_000, seed=5)])  # and far from Semarang
     expected = tree.predict_proba(X)
     c_model = runtime.load(trail_run / "artifacts" / "trail" / "trail.c")
     py_model = runtime.load(trail_run / "artifacts" / "trail" / "trail.py")
@@ -90,3 +92,138 @@ def test_tree_export_is_honest_about_a_tampered_c_file(trail_run, tmp_path):
 
     with pytest.raises(EdgeError, match="sha256"):
         verify_artifact(tmp_path / "trail.c")
+
+
+def test_wind_chill_matches_environment_canada_chart():
+    from edge.weather import wind_chill_c
+
+    # Environment Canada's wind chill chart: -10 C at 20 km/h -> -18; -20 C at 30 km/h -> -33; 5 C at 10 km/h -> 3
+    wc = wind_chill_c(np.array([-10.0, -20.0, 5.0, 20.0, -5.0]), np.array([20.0, 30.0, 10.0, 30.0, 2.0]))
+    np.testing.assert_allclose(np.round(wc), [-18, -33, 3, 20, -5])  # 20 C and a 2 km/h breeze: the air's own
+
+
+BMKG_ONLINE = """ID WMO;: 96595
+Nama Stasiun;: Stasiun Meteorologi Contoh
+Lintang;: -7,38
+Bujur;: 112,78
+Elevasi;: 3
+
+Tanggal;Tn;Tx;Tavg;RH_avg;RR;ss;ff_x;ddd_x;ff_avg;ddd_car
+01-01-2021;23,4;31,2;26,8;86;12,5;3,2;5;270;2;W
+02-01-2021;23,0;30,1;26,1;89;8888;0,5;4;270;2;W
+03-01-2021;22,8;32,0;9999;88;0;4;3;180;1;S
+04-01-2021;24;34,6;31,5;75;25;6;12;90;4;E
+05-01-2021;-;33;28;20;0;7;4;90;2;E
+
+KETERANGAN:
+8888: data tidak terukur
+9999: Tidak Ada Data (tidak dilakukan pengukuran)
+"""
+
+
+def _check_online_rows(t):
+    assert t.total_rows == 5 and t.dropped == {"tavg missing": 1}  # the notes below the table are no rows
+    assert t.dates == ["2021-01-01", "2021-01-02", "2021-01-04", "2021-01-05"]
+    np.testing.assert_allclose(t.X[0], [26.8, 86, 5 * 3.6])
+    assert t.station["ID WMO"] == "96595" and t.station["Nama Stasiun"] == "Stasiun Meteorologi Contoh"
+    # no rainfall on the 2nd (8888): kept for the rule label, left out of the outcome label
+    assert list(t.outcome_known) == [True, False, True, True] and t.no_outcome == 1
+    X, y, dates = t.labelled("outcome")
+    assert list(y) == [0, 1, 0] and dates == ["2021-01-01", "2021-01-04", "2021-01-05"]
+    assert len(t.labelled("rule")[1]) == 4 and t.y_rule[3] == 1  # 20 % humidity is dry air
+
+
+def test_bmkg_data_online_csv_as_a_spreadsheet_saves_it(tmp_path):
+    """BMKG Data Online's layout saved from a spreadsheet in an Indonesian locale: station lines, Tanggal, dd-mm-yyyy,
+    ';' with decimal commas, 8888 / 9999, '-', and notes below the table."""
+    f = tmp_path / "laporan_iklim_harian.csv"
+    f.write_text(BMKG_ONLINE, encoding="utf-8-sig")
+    t = load_weather(f)
+    _check_online_rows(t)
+    assert t.layout == "semicolon-separated, decimal commas, 6 line(s) above the header"
+    comma = tmp_path / "comma.csv"  # the same table comma-separated (decimal points)
+    comma.write_text(BMKG_ONLINE.replace(",", ".").replace(";", ","))
+    _check_online_rows(load_weather(comma))
+
+
+def test_bmkg_data_online_xlsx_is_read(tmp_path):
+    """The .xlsx BMKG Data Online downloads, written by openpyxl: text and Excel-serial dates, numbers and codes."""
+    import datetime as dt
+
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for line in BMKG_ONLINE.splitlines():
+        cells = line.split(";") if line else []
+        row: list = []
+        for i, c in enumerate(cells):
+            try:
+                row.append(float(c.replace(",", ".")) if i else c)
+            except ValueError:
+                row.append(c)
+        if row and row[0] == "04-01-2021":
+            row[0] = dt.datetime(2021, 1, 4)  # a date cell, stored as a serial number
+        ws.append(row)
+    f = tmp_path / "laporan_iklim_harian.xlsx"
+    wb.save(f)
+    t = load_weather(f)
+    _check_online_rows(t)
+    assert t.layout.startswith("xlsx")
+    (tmp_path / "renamed.csv").write_bytes(f.read_bytes())
+    with pytest.raises(EdgeError, match="spreadsheet"):
+        load_weather(tmp_path / "renamed.csv")
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(EdgeError, match=r"\.xls format"):
+        load_weather(tmp_path / "old.xls")
+    (tmp_path / "nohead.csv").write_text("a;b\n1;2\n")
+    with pytest.raises(EdgeError, match="Tanggal"):
+        load_weather(tmp_path / "nohead.csv")
+
+
+@needs_weather
+def test_one_year_in_bmkg_layout_reads_as_the_data_set_and_trains(tmp_path):
+    """A year of the shared data rewritten as BMKG Data Online writes it reads to the same rows; a file of one year
+    trains without a chronological split (said in metrics and card) instead of failing."""
+    from edge.models.cards import _trail_section
+    from edge.models.train_tree import train_trail
+
+    head, *rows = WEATHER.read_text().splitlines()
+    cols = head.split(",")
+    names = {"date": "Tanggal", "tn": "Tn", "tx": "Tx", "tavg": "Tavg", "rh_avg": "RH_avg", "rr": "RR"}
+    year = [r.split(",") for r in rows if r.startswith("2023-")]
+    out = ["ID WMO : 96835", "", ";".join(names.get(c, c) for c in cols if c != "station")]
+    for r in year:
+        rec = dict(zip(cols, r))
+        y, m, d = rec["date"].split("-")
+        rec["date"] = f"{d}-{m}-{y}"
+        out.append(";".join((rec[c] or "9999").replace(".", ",") for c in cols if c != "station"))
+    bmkg = tmp_path / "semarang_2023_bmkg.csv"
+    bmkg.write_text("\n".join([*out, "", "KETERANGAN:", "8888: data tidak terukur"]) + "\n")
+    plain = tmp_path / "semarang_2023.csv"
+    plain.write_text("\n".join([head, *(",".join(r) for r in year)]) + "\n")
+    a, b = load_weather(bmkg), load_weather(plain)
+    assert a.dates == b.dates and len(a.dates) == 365
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y_outcome, b.y_outcome)
+    m = train_trail(bmkg, tmp_path / "run")
+    assert m["rule"]["chronological"] is None and "2023 alone" in m["rule"]["chronological_skipped"]
+    assert m["rule"]["random_8_2"]["n_test"] == 73 and m["station"] == {"ID WMO": "96835"}
+    card = "\n".join(_trail_section(m, "paper"))
+    assert "| rule | chronological | - |" in card and "no earlier year" in card
+
+
+def test_the_zoo_tree_follows_its_rule_over_the_station_range():
+    """The deployed tree (torch- and scikit-learn-free runtime) on readings over everything the station can read,
+    not only Semarang's days: a summit's cold, a dry season, a storm."""
+    import json
+
+    from edge.weather import label_config, range_readings, rule_label
+    from edge.zoo import resolve_model
+
+    cfg = json.loads(label_config().read_text())
+    X = range_readings(cfg, 20_000, seed=777)
+    pred = runtime.load(resolve_model("trail")).predict(X.astype(np.float32)).argmax(1)
+    assert (pred == rule_label(X, cfg)).mean() >= 0.99
+    cases = np.array([[25.0, 20.0, 5.0], [-5.0, 80.0, 40.0], [-8.0, 70.0, 30.0], [24.0, 80.0, 10.0]])
+    assert list(rule_label(cases, cfg)) == [1, 1, 1, 0]  # dry air; storm wind; wind chill -17 C; a mild day
+    assert list(runtime.load(resolve_model("trail")).predict(cases.astype(np.float32)).argmax(1)) == [1, 1, 1, 0]

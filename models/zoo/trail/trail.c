@@ -2,44 +2,304 @@
 #include <string.h>
 void score(double * input, double * output) {
     double var0[2];
-    if (input[0] <= 27.925000190734863) {
-        if (input[0] <= 27.675000190734863) {
-            if (input[2] <= 37.79999923706055) {
-                if (input[0] <= 27.462499618530273) {
-                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                } else {
-                    if (input[1] <= 88.5) {
-                        if (input[1] <= 87.5) {
-                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+    if (input[2] <= 38.99947929382324) {
+        if (input[0] <= 28.18657875061035) {
+            if (input[1] <= 29.998071670532227) {
+                memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+            } else {
+                if (input[0] <= -3.539154529571533) {
+                    if (input[2] <= 7.44169282913208) {
+                        if (input[2] <= 5.062647104263306) {
+                            if (input[1] <= 98.24678802490234) {
+                                memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                            } else {
+                                memcpy(var0, (double[]){0.8, 0.2}, 2 * sizeof(double));
+                            }
                         } else {
-                            memcpy(var0, (double[]){0.5714285714285714, 0.42857142857142855}, 2 * sizeof(double));
+                            if (input[0] <= -6.9132068157196045) {
+                                memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                            } else {
+                                if (input[2] <= 7.270798444747925) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    memcpy(var0, (double[]){0.8, 0.2}, 2 * sizeof(double));
+                                }
+                            }
                         }
                     } else {
-                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                    }
-                }
-            } else {
-                memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-            }
-        } else {
-            if (input[1] <= 84.5) {
-                if (input[1] <= 82.5) {
-                    if (input[2] <= 30.600000381469727) {
-                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                    } else {
-                        memcpy(var0, (double[]){0.8, 0.2}, 2 * sizeof(double));
+                        if (input[0] <= -4.789845705032349) {
+                            if (input[2] <= 10.463431358337402) {
+                                if (input[0] <= -6.195891618728638) {
+                                    memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                } else {
+                                    if (input[1] <= 60.13760566711426) {
+                                        memcpy(var0, (double[]){0.5714285714285714, 0.42857142857142855}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    }
+                                }
+                            } else {
+                                if (input[2] <= 11.95928430557251) {
+                                    if (input[0] <= -5.948997497558594) {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.6, 0.4}, 2 * sizeof(double));
+                                    }
+                                } else {
+                                    memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                }
+                            }
+                        } else {
+                            if (input[2] <= 16.503140449523926) {
+                                memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                            } else {
+                                if (input[2] <= 19.72587013244629) {
+                                    if (input[0] <= -3.908803701400757) {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    }
+                                } else {
+                                    if (input[2] <= 20.627774238586426) {
+                                        memcpy(var0, (double[]){0.125, 0.875}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    }
+                                }
+                            }
+                        }
                     }
                 } else {
-                    if (input[0] <= 27.84999942779541) {
-                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                    if (input[0] <= 27.638267517089844) {
+                        if (input[0] <= -2.5672370195388794) {
+                            if (input[2] <= 27.484323501586914) {
+                                if (input[2] <= 24.591607093811035) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    if (input[0] <= -2.955490231513977) {
+                                        memcpy(var0, (double[]){0.2, 0.8}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    }
+                                }
+                            } else {
+                                if (input[2] <= 29.08078384399414) {
+                                    memcpy(var0, (double[]){0.375, 0.625}, 2 * sizeof(double));
+                                } else {
+                                    if (input[0] <= -2.6556397676467896) {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.2, 0.8}, 2 * sizeof(double));
+                                    }
+                                }
+                            }
+                        } else {
+                            if (input[0] <= 27.41798973083496) {
+                                if (input[0] <= -2.1247159242630005) {
+                                    if (input[2] <= 34.41709518432617) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    }
+                                } else {
+                                    if (input[0] <= 27.315155029296875) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        if (input[1] <= 90.52080154418945) {
+                                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.4, 0.6}, 2 * sizeof(double));
+                                        }
+                                    }
+                                }
+                            } else {
+                                if (input[1] <= 88.5) {
+                                    if (input[1] <= 87.64697647094727) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.5714285714285714, 0.42857142857142855}, 2 * sizeof(double));
+                                    }
+                                } else {
+                                    if (input[0] <= 27.487666130065918) {
+                                        memcpy(var0, (double[]){0.2, 0.8}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    }
+                                }
+                            }
+                        }
                     } else {
+                        if (input[1] <= 82.40547180175781) {
+                            if (input[1] <= 79.9380111694336) {
+                                memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                            } else {
+                                if (input[0] <= 27.925000190734863) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    if (input[1] <= 80.5) {
+                                        if (input[0] <= 28.050000190734863) {
+                                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        }
+                                    } else {
+                                        if (input[1] <= 81.3097915649414) {
+                                            memcpy(var0, (double[]){0.09090909090909091, 0.9090909090909091}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        }
+                                    }
+                                }
+                            }
+                        } else {
+                            if (input[0] <= 27.800676345825195) {
+                                if (input[1] <= 85.5) {
+                                    if (input[1] <= 84.5) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        if (input[0] <= 27.75) {
+                                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        }
+                                    }
+                                } else {
+                                    memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                }
+                            } else {
+                                memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            if (input[0] <= 32.25297927856445) {
+                if (input[1] <= 70.9170913696289) {
+                    if (input[1] <= 29.773073196411133) {
                         memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                    } else {
+                        if (input[0] <= 29.163905143737793) {
+                            if (input[1] <= 68.56773376464844) {
+                                if (input[0] <= 29.092726707458496) {
+                                    if (input[0] <= 28.995774269104004) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        if (input[1] <= 65.0) {
+                                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.8, 0.2}, 2 * sizeof(double));
+                                        }
+                                    }
+                                } else {
+                                    if (input[0] <= 29.118684768676758) {
+                                        memcpy(var0, (double[]){0.6, 0.4}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    }
+                                }
+                            } else {
+                                if (input[0] <= 28.75) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    if (input[0] <= 28.84999942779541) {
+                                        memcpy(var0, (double[]){0.2, 0.8}, 2 * sizeof(double));
+                                    } else {
+                                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                    }
+                                }
+                            }
+                        } else {
+                            if (input[1] <= 47.67231750488281) {
+                                if (input[0] <= 31.280824661254883) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    if (input[1] <= 39.983083724975586) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        if (input[2] <= 31.98822784423828) {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.6, 0.4}, 2 * sizeof(double));
+                                        }
+                                    }
+                                }
+                            } else {
+                                if (input[1] <= 59.00174331665039) {
+                                    if (input[0] <= 30.038947105407715) {
+                                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                    } else {
+                                        if (input[0] <= 30.841203689575195) {
+                                            memcpy(var0, (double[]){0.28, 0.72}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        }
+                                    }
+                                } else {
+                                    if (input[0] <= 29.308619499206543) {
+                                        if (input[1] <= 63.0) {
+                                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        }
+                                    } else {
+                                        if (input[0] <= 29.52094078063965) {
+                                            memcpy(var0, (double[]){0.045454545454545456, 0.9545454545454546}, 2 * sizeof(double));
+                                        } else {
+                                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    if (input[0] <= 28.468693733215332) {
+                        if (input[1] <= 76.33333206176758) {
+                            if (input[0] <= 28.34999942779541) {
+                                memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                            } else {
+                                if (input[1] <= 74.5) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                                }
+                            }
+                        } else {
+                            if (input[1] <= 77.33333206176758) {
+                                if (input[2] <= 18.899999618530273) {
+                                    memcpy(var0, (double[]){0.2857142857142857, 0.7142857142857143}, 2 * sizeof(double));
+                                } else {
+                                    memcpy(var0, (double[]){0.2, 0.8}, 2 * sizeof(double));
+                                }
+                            } else {
+                                memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                            }
+                        }
+                    } else {
+                        if (input[0] <= 28.623026847839355) {
+                            if (input[1] <= 73.12361907958984) {
+                                if (input[0] <= 28.550000190734863) {
+                                    memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                                } else {
+                                    memcpy(var0, (double[]){0.375, 0.625}, 2 * sizeof(double));
+                                }
+                            } else {
+                                memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                            }
+                        } else {
+                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                        }
                     }
                 }
             } else {
-                if (input[1] <= 85.5) {
-                    if (input[0] <= 27.75) {
-                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                if (input[0] <= 32.859962463378906) {
+                    if (input[1] <= 35.5765323638916) {
+                        if (input[1] <= 29.6833553314209) {
+                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
+                        } else {
+                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
+                        }
                     } else {
                         memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
                     }
@@ -49,91 +309,7 @@ void score(double * input, double * output) {
             }
         }
     } else {
-        if (input[1] <= 70.875) {
-            if (input[0] <= 29.050000190734863) {
-                if (input[0] <= 28.75) {
-                    if (input[2] <= 27.0) {
-                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                    } else {
-                        if (input[0] <= 28.449999809265137) {
-                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.8, 0.2}, 2 * sizeof(double));
-                        }
-                    }
-                } else {
-                    if (input[1] <= 69.5) {
-                        if (input[0] <= 28.925000190734863) {
-                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.7777777777777778, 0.2222222222222222}, 2 * sizeof(double));
-                        }
-                    } else {
-                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                    }
-                }
-            } else {
-                if (input[1] <= 62.5) {
-                    if (input[0] <= 29.65000057220459) {
-                        if (input[0] <= 29.34999942779541) {
-                            memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.8, 0.2}, 2 * sizeof(double));
-                        }
-                    } else {
-                        if (input[1] <= 59.0) {
-                            memcpy(var0, (double[]){0.375, 0.625}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                        }
-                    }
-                } else {
-                    if (input[0] <= 29.15000057220459) {
-                        memcpy(var0, (double[]){0.16666666666666666, 0.8333333333333334}, 2 * sizeof(double));
-                    } else {
-                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                    }
-                }
-            }
-        } else {
-            if (input[0] <= 28.31666660308838) {
-                if (input[1] <= 77.66666793823242) {
-                    if (input[1] <= 76.875) {
-                        memcpy(var0, (double[]){1.0, 0.0}, 2 * sizeof(double));
-                    } else {
-                        memcpy(var0, (double[]){0.8888888888888888, 0.1111111111111111}, 2 * sizeof(double));
-                    }
-                } else {
-                    if (input[1] <= 80.5) {
-                        if (input[0] <= 28.15000057220459) {
-                            memcpy(var0, (double[]){0.6896551724137931, 0.3103448275862069}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                        }
-                    } else {
-                        if (input[1] <= 81.5) {
-                            memcpy(var0, (double[]){0.041666666666666664, 0.9583333333333334}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                        }
-                    }
-                }
-            } else {
-                if (input[0] <= 28.625) {
-                    if (input[1] <= 74.5) {
-                        if (input[0] <= 28.550000190734863) {
-                            memcpy(var0, (double[]){0.8947368421052632, 0.10526315789473684}, 2 * sizeof(double));
-                        } else {
-                            memcpy(var0, (double[]){0.25, 0.75}, 2 * sizeof(double));
-                        }
-                    } else {
-                        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                    }
-                } else {
-                    memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
-                }
-            }
-        }
+        memcpy(var0, (double[]){0.0, 1.0}, 2 * sizeof(double));
     }
     memcpy(output, var0, 2 * sizeof(double));
 }
