@@ -203,7 +203,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise EdgeError(f"data not found: {a.data}")
     out = Path(a.out) if a.out else None
     report = evaluate(resolve_model(a.model), a.data, mapping, as_is=a.as_is, label=a.label, threads=a.threads,
-                      progress=not a.json, png=out.with_suffix(".png") if out else None)
+                      progress=not a.json, png=out.with_suffix(".png") if out else None, skip_unknown=a.skip_unknown)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
@@ -593,10 +593,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "per person for the face model), framed as the apps frame an upload")
     p.add_argument("model", help="zoo name (fer, asl, tomato, face, trail) or an artifact path")
     p.add_argument("--data", required=True,
-                   help="folder with one subfolder per class (face: per person); trail: a BMKG daily CSV")
+                   help="folder with one subfolder per class (face: per person; other data sets' names such as "
+                        "happiness, AN, unripe are understood), or a flat folder of pictures named <class>_*.jpg; "
+                        "trail: a BMKG daily table (.csv or BMKG Data Online's .xlsx)")
     p.add_argument("--label", choices=["rule", "outcome"],
                    help="trail: score against this label definition (default: the one the tree was trained on)")
     p.add_argument("--map", help="folder=class renames, comma-separated (e.g. joy=happy,anger=angry)")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="leave out folders that name none of the model's classes (e.g. ASL's space, del, nothing), "
+                        "listed in the report, instead of refusing them")
     p.add_argument("--as-is", action="store_true", help="feed whole pictures: no face finding")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", help="write the report here as .json and .md, and .png (the confusion matrix or ROC "

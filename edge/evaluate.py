@@ -43,20 +43,44 @@ def parse_class_map(text: str | None) -> dict[str, str]:
     return out
 
 
-def match_classes(folders: list[str], classes: list[str], mapping: dict[str, str]) -> list[int]:
-    """The model's class index of each folder; folders that name no class are refused, all of them at once."""
-    index = {c.lower(): i for i, c in enumerate(classes)}
-    out, unknown = [], []
-    for f in folders:
-        name = mapping.get(f.lower(), f.lower())
-        if name in index:
-            out.append(index[name])
-        else:
-            unknown.append(f)
-    if unknown:
+def match_classes(folders: list[str], classes: list[str], mapping: dict[str, str],
+                  skip_unknown: bool = False) -> list[int]:
+    """The model's class index of each folder (``edge.class_names.match_class``: case, spaces, '-', '_' and other
+    data sets' names); folders that name no class are refused, all of them at once, or with ``skip_unknown`` get -1."""
+    from edge.class_names import match_class
+
+    out = [match_class(f, classes, mapping)[0] for f in folders]
+    unknown = [f for f, i in zip(folders, out) if i is None]
+    if unknown and not skip_unknown:
         raise EdgeError(f"class folders {', '.join(unknown)} name none of the model's classes "
-                        f"({', '.join(classes)}); rename them or map them, e.g. --map {unknown[0]}={classes[0]}")
-    return out
+                        f"({', '.join(classes)}); rename them or map them, e.g. --map {unknown[0]}={classes[0]}, "
+                        "or leave them out with --skip-unknown")
+    return [-1 if i is None else i for i in out]
+
+
+def labelled_pictures(data: Path) -> tuple[list[str], list[Any], dict[str, int], str]:
+    """(label names, samples, skipped, layout): one subfolder per label, or a flat folder whose pictures are
+    labelled by their file names (``A_test.jpg``: the Kaggle ASL test layout)."""
+    from edge.class_names import label_from_file_name
+    from edge.data import IMAGE_SUFFIXES, Sample
+
+    if not data.is_dir():
+        raise EdgeError(f"data folder not found: {data}")
+    if any(d.is_dir() and not d.name.startswith(".") for d in data.iterdir()):
+        folders, samples, skipped = list_image_folder(data)
+        return folders, samples, skipped, "one folder per class"
+    files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EdgeError(f"{data} has neither class subfolders nor pictures (expected {data}/<class>/<picture> or "
+                        f"{data}/<class>_<n>.jpg)")
+    names = [label_from_file_name(f.stem) for f in files]
+    nameless = [f.name for f, n in zip(files, names) if n is None]
+    if nameless:
+        raise EdgeError(f"{data}: a flat folder is labelled by its file names, and {len(nameless)} name no label "
+                        f"(e.g. {nameless[0]}); sort the pictures into one subfolder per class")
+    labels = sorted(set(n for n in names if n))
+    samples = [Sample(f, labels.index(n), f.stem) for f, n in zip(files, names) if n]
+    return labels, samples, {}, "flat folder, each picture's class from its file name"
 
 
 def _class_scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -70,7 +94,7 @@ def _class_scores(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[s
 
 def evaluate(artifact: Path | str, data: Path | str, mapping: dict[str, str] | None = None, as_is: bool = False,
              label: str | None = None, threads: int = 1, progress: bool = True,
-             png: Path | None = None) -> dict[str, Any]:
+             png: Path | None = None, skip_unknown: bool = False) -> dict[str, Any]:
     """Score a deployed model on the user's data: a labelled folder of pictures, or for the trail tree a BMKG daily
     CSV (another station's, say) with ``label`` 'rule' or 'outcome' (default: the one it was trained on). ``png``:
     draw the confusion matrix (the face embedder: its ROC curve) there, where matplotlib is installed."""
@@ -84,7 +108,7 @@ def evaluate(artifact: Path | str, data: Path | str, mapping: dict[str, str] | N
     elif label is not None:
         raise EdgeError("--label is for the trail tree (rule or outcome)")
     else:
-        report, pairs = _pictures(model, str(artifact), data, mapping, as_is, progress)
+        report, pairs = _pictures(model, str(artifact), data, mapping, as_is, progress, skip_unknown)
     if png is not None:
         report["png"] = _draw(report, pairs, Path(png))
     return report
@@ -134,8 +158,8 @@ def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> d
                      chrono.get("accuracy")} if chrono else {}, **rep}
 
 
-def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | None, as_is: bool,
-              progress: bool) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
+def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | None, as_is: bool, progress: bool,
+              skip_unknown: bool = False) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
     """A classifier or the face embedder on a labelled folder of pictures: the report, and for the embedder every
     pair's (distance, same person) for its ROC curve."""
     from edge.calibrate import softmax_t
@@ -148,34 +172,40 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
     parts = sorted(d.name for d in data.iterdir() if d.is_dir()) if data.is_dir() else []
     if parts and set(parts) <= {"train", "val", "test"}:  # a training folder, already split
         raise EdgeError(f"{data} is split into {', '.join(parts)}: score one, e.g. --data {data / parts[-1]}")
-    folders, samples, skipped = list_image_folder(data)
+    folders, samples, skipped, layout = labelled_pictures(data)
     used = sorted({s.label for s in samples})  # empty folders are reported, not matched
     labels = [-1] * len(folders)
     if man.task == "classify":
-        for i, k in zip(used, match_classes([folders[i] for i in used], man.classes, mapping or {})):
+        for i, k in zip(used, match_classes([folders[i] for i in used], man.classes, mapping or {}, skip_unknown)):
             labels[i] = k
+        left_out = {folders[i]: sum(s.label == i for s in samples) for i in used if labels[i] < 0}
+        samples = [s for s in samples if labels[s.label] >= 0]
+        if not samples:
+            raise EdgeError(f"{data}: no folder names one of the model's classes ({', '.join(man.classes)})")
     elif len(used) < 2:
         raise EdgeError(f"{data}: the face embedder is judged on pairs of people: give it two or more person "
                         "folders with pictures")
     else:
-        labels = list(range(len(folders)))
+        labels, left_out = list(range(len(folders))), {}
     spec = prestep_spec(man)
     pre = None if as_is else Prestep(spec, detector_spec="auto")
-    crops, outs, y, names, unreadable, missed = [], [], [], [], [], 0  # a batch at a time: photos can be big
+    # each picture goes to the model's input as it is read (a folder of big photos never sits in memory), a batch
+    # of inputs at a time through the model
+    batch, outs, y, names, unreadable, missed = [], [], [], [], [], 0
     for n, s in enumerate(tqdm(samples, desc="eval", unit="picture", file=sys.stderr, disable=not progress,
                                mininterval=2)):
         try:
             img = read_image(s.path, "rgb")
             crop, _, miss = pre.for_picture(img) if pre else (img, None, False)
-            crops.append(crop)
+            batch.append(to_tensor([crop], man.input))
             y.append(labels[s.label])
             names.append(str(s.path.relative_to(data)))
             missed += miss
         except InputError:
             unreadable.append(str(s.path.relative_to(data)))
-        if crops and (len(crops) == BATCH or n == len(samples) - 1):
-            outs.append(model.predict(to_tensor(crops, man.input)))
-            crops = []
+        if batch and (len(batch) == BATCH or n == len(samples) - 1):
+            outs.append(model.predict(np.concatenate(batch)))
+            batch = []
     if not outs:
         raise EdgeError(f"none of the {len(samples)} pictures under {data} could be read")
     outs = np.concatenate(outs)
@@ -188,9 +218,14 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         "no_face_found": int(missed) if spec["kind"] == "face" and not as_is else None,
         "card": {k: v for k, v in man.metrics.items() if k in CARD_KEYS},
     }
+    report["layout"] = layout
     if man.task == "classify":
+        from edge.class_names import match_class
+
         report.update(_class_scores(yy, outs.argmax(1), man.classes))
         report["folders"] = {f: man.classes[i] for f, i in zip(folders, labels) if i >= 0}
+        report["matched_by"] = {f: match_class(f, man.classes, mapping)[1] for f in report["folders"]}
+        report["left_out"] = left_out  # --skip-unknown: folders naming no class, with their pictures
         probs = softmax_t(outs, man.temperature or 1.0)  # confidences as the apps show them (calibrated)
         wrong = np.flatnonzero(outs.argmax(1) != yy)
         wrong = wrong[np.argsort(-probs[wrong].max(1), kind="stable")]  # the most confident mistakes first
@@ -229,6 +264,14 @@ def markdown(report: dict[str, Any]) -> str:
                      if report["no_face_found"] is not None else "")
                   + (f"; empty folders: {', '.join(report['empty_folders'])}" if report["empty_folders"] else "")
                   + ".", ""]
+        if report.get("folders"):  # how each folder (or file-name label) was read as a class
+            read = ", ".join(f"{f} -> {c}" + ("" if report["matched_by"][f] == "name" else
+                                              f" ({report['matched_by'][f]})")
+                             for f, c in report["folders"].items())
+            lines += [f"Read as a {report['layout']}: {read}."
+                      + (" Left out (no class of the model's, --skip-unknown): "
+                         + ", ".join(f"{f} ({n} pictures)" for f, n in report["left_out"].items()) + "."
+                         if report["left_out"] else ""), ""]
     card = ", ".join(f"{k.removeprefix('test_')} {v}" for k, v in report["card"].items())
     if report["task"] == "classify":
         lines += [f"Accuracy **{report['accuracy']:.4f}**, macro F1 {report['macro_f1']:.4f} (over the "

@@ -128,9 +128,13 @@ def test_operating_points_are_what_their_thresholds_do():
 
 def test_eval_refuses_what_it_cannot_score(tmp_path):
     _fer_folder(tmp_path / "mine")
-    proc = run_edge("eval", "fer", "--data", str(tmp_path / "mine"))  # 'joy' is no FER class
-    assert proc.returncode == 2 and "class folders joy name none of the model's classes" in proc.stderr
-    assert "--map joy=angry" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "mine" / "joy").rename(tmp_path / "mine" / "contempt")  # CK+'s, no FER class
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "mine"))
+    assert proc.returncode == 2 and "class folders contempt name none of the model's classes" in proc.stderr
+    assert "--map contempt=angry" in proc.stderr and "--skip-unknown" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_edge("eval", "fer", "--data", str(tmp_path / "mine"), "--skip-unknown", "--as-is", "--json")
+    report = json.loads(proc.stdout)
+    assert report["left_out"] == {"contempt": 8} and report["pictures"] == 16 and "contempt" not in report["folders"]
     proc = run_edge("eval", "fer", "--data", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "data not found" in proc.stderr
     shutil.copytree(data_root() / "faces" / "orl" / "s10", tmp_path / "one" / "s10")
@@ -190,3 +194,44 @@ def test_eval_scores_the_trail_tree_on_a_station_csv_without_sklearn(tmp_path):
     assert proc.returncode == 2 and "BMKG daily table (.csv or .xlsx" in proc.stderr
     proc = run_edge("eval", "fer", "--data", str(tmp_path), "--label", "rule")
     assert proc.returncode == 2 and "--label is for the trail tree" in proc.stderr
+
+
+def test_other_data_sets_names_and_a_flat_folder_of_named_pictures(tmp_path):
+    """Folders named as CK+ / JAFFE / tomato-stage data sets name them, and a flat folder labelled by file names (the
+    Kaggle ASL test layout, 'A_test.jpg', with its 'nothing' and 'space' pictures left out by --skip-unknown)."""
+    from edge.class_names import label_from_file_name, match_class
+
+    fer = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert [match_class(n, fer)[0] for n in ("Happiness", "ANGER", "sadness", "SU", "AF", "Neutral ")] == \
+        [3, 0, 4, 5, 2, 6]
+    assert match_class("happiness", fer)[1] == "alias" and match_class("Happy", fer)[1] == "name"
+    assert match_class("contempt", fer) == (None, "") and match_class("joy", fer, {"joy": "sad"}) == (4, "--map")
+    tomato = ["green", "half_ripened", "fully_ripened"]
+    assert [match_class(n, tomato)[0] for n in ("Half-Ripened", "unripe", "Turning", "ripe", "b_fully_ripened")] == \
+        [1, 0, 1, 2, 2]
+    assert match_class("ripe", fer) == (None, "")  # an alias counts only for a model that has its class
+    assert [label_from_file_name(n) for n in ("A_test", "happy_001", "George_W_Bush_0001", "IMG_1234", "12")] == \
+        ["A", "happy", "George W Bush", None, None]
+
+    flat = tmp_path / "asl_alphabet_test"
+    flat.mkdir()
+    letters = ["A", "B", "L", "Y"]
+    for c in letters:
+        shutil.copy(sorted((data_root() / "asl" / "kaggle_alphabet" / c).glob("*.jpg"))[0], flat / f"{c}_test.jpg")
+    shutil.copy(flat / "A_test.jpg", flat / "nothing_test.jpg")
+    proc = run_edge("eval", "asl", "--data", str(flat))
+    assert proc.returncode == 2 and "class folders nothing name none" in proc.stderr
+    out = tmp_path / "asl-report"
+    _cli_without(["eval", "asl", "--data", str(flat), "--skip-unknown", "--json", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["layout"].startswith("flat folder") and report["left_out"] == {"nothing": 1}
+    assert report["folders"] == {c: c for c in letters} and report["pictures"] == 4
+    model = runtime.load(ZOO / "asl" / "asl.int8.onnx")
+    x = to_tensor([read_image(flat / f"{c}_test.jpg", "rgb") for c in letters], model.manifest.input)
+    pred = model.predict(x).argmax(1)
+    assert report["accuracy"] == round(float((pred == [model.classes.index(c) for c in letters]).mean()), 4)
+    md = out.with_suffix(".md").read_text()
+    assert "Left out (no class of the model's, --skip-unknown): nothing (1 pictures)" in md
+    (flat / "IMG_0001.jpg").write_bytes((flat / "A_test.jpg").read_bytes())
+    proc = run_edge("eval", "asl", "--data", str(flat))
+    assert proc.returncode == 2 and "name no label (e.g. IMG_0001.jpg)" in proc.stderr
