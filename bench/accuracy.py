@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.data import load_batch, split_family
+from edge.data import load_batch, split_for
 from edge.errors import EdgeError
 
 
@@ -18,7 +18,7 @@ def evaluate(model: Any, batch: int = 32) -> dict[str, Any] | None:
     if man.family == "trail":  # the tree's accuracy lives in its card; its artifacts are checked bit-exact
         return None
     try:
-        split = split_family(man.family)
+        split = split_for(man.family, man.source.get("data"))  # the user's folder a run was trained on
     except EdgeError:
         return None
     samples = split["test"]

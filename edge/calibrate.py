@@ -58,9 +58,10 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
 
 
 def _logits(model: Any, split: str, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    from edge.data import load_batch, split_family
+    from edge.data import load_batch, split_for
 
-    x, y, _ = load_batch(split_family(model.manifest.family)[split], model.manifest.input)
+    man = model.manifest
+    x, y, _ = load_batch(split_for(man.family, man.source.get("data"))[split], man.input)
     return model.predict_all(x, batch), y
 
 

@@ -337,16 +337,40 @@ def _grid_cells(specs: list[str] | None) -> list[tuple[str, float]] | None:
     return cells
 
 
+# the flags of `edge train` each trainer reads; any other flag given is refused, not silently dropped
+TRAIN_FLAGS_COMMON = {"family", "data", "out", "seed", "json"}
+TRAIN_FLAGS = {
+    "trail": {"label"},
+    "face": {"epochs", "imgsz", "lr", "threads", "protocol", "arch", "teacher", "distill_data", "distill_images",
+             "clahe", "grid", "grid_cell"},
+    "image": {"epochs", "imgsz", "batch", "lr", "device", "threads", "max_per_class", "patience", "arch", "no_stn",
+              "backgrounds", "teacher", "distill", "clahe", "resume", "init"},
+}
+
+
+def _unread_train_flags(a: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse flags given to `edge train` that the family's trainer would not read, naming who reads them."""
+    group = a.family if a.family in ("trail", "face") else "image"
+    given = [k for k, v in vars(a).items()
+             if k not in ("cmd", "fn", "parser", "verbose") and v != parser.get_default(k)]
+    unread = [k for k in given if k not in TRAIN_FLAGS_COMMON | TRAIN_FLAGS[group]]
+    if unread:
+        def readers(k: str) -> str:
+            return ", ".join(g if g != "image" else "fer, tomato, asl" for g in TRAIN_FLAGS if k in TRAIN_FLAGS[g])
+
+        flags = "; ".join(f"--{k.replace('_', '-')} (read by: {readers(k) or 'none'})" for k in unread)
+        raise EdgeError(f"edge train {a.family} does not read {flags}")
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
-    if a.init and fam.name in ("trail", "face"):
-        raise EdgeError(f"--init fine-tunes the image classifiers (fer, tomato, asl), not {fam.name}")
-    if a.clahe is not None and (fam.name == "trail" or not 0 < a.clahe <= 40):
+    _unread_train_flags(a, a.parser)
+    if a.clahe is not None and not 0 < a.clahe <= 40:
         raise EdgeError("--clahe CLIP is for the image families, with a clip limit in (0, 40] (e.g. 2)")
     if fam.name == "trail":
         from edge.models.train_tree import train_trail
 
-        m = train_trail(Path(a.data) if a.data else None, Path(a.out or "runs/trail"), a.label)
+        m = train_trail(Path(a.data) if a.data else None, Path(a.out or "runs/trail"), a.label, seed=a.seed)
         if a.json:
             _print_json(m)
         else:
@@ -377,9 +401,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         # the flags are checked before torch is imported (seconds): a wrong one is refused at once
         from edge.models.train_face import face_config, train_face
 
+        if a.data and not Path(a.data).is_dir():
+            raise EdgeError(f"data folder not found: {a.data} (face: one folder per person)")
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
                          protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images,
-                         clahe=a.clahe)
+                         clahe=a.clahe, data=a.data)
         if a.grid:
             from edge.models.train_face import train_face_grid
 
@@ -668,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="fer, tomato, asl: fine-tune from a trained run or checkpoint (same family, classes "
                                   "and --arch; a new schedule from --lr)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=cmd_train)
+    p.set_defaults(fn=cmd_train, parser=p)
 
     p = sub.add_parser("ensemble", help="combine trained runs of one family into one model that averages their "
                                         "logits (face: their unit embeddings); export and publish it like a run")

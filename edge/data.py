@@ -159,11 +159,52 @@ def _split_blocks(root: Path, fractions: dict[str, float], salt: str, given: lis
     return Split(classes, parts, skipped, f"{', '.join(drawn)} drawn by file-name blocks of {size}")
 
 
+def split_for(family: str, data: str | Path | None) -> Split:
+    """The split a run was trained on: its user folder's (``data``, as the checkpoint and manifest record it) or the
+    family's shared data set. Export calibration, parity, the int8 accuracy gate, ``edge calibrate`` and the bench
+    all take it from here, so a model trained on a user's pictures is checked on them, not on the shared set."""
+    if not data:
+        return split_family(family)
+    root = Path(data)
+    if not root.is_dir():
+        raise EdgeError(f"the model was trained on {root}, which is not here (its split is drawn from that folder)")
+    return split_user_people(root) if family == "face" else split_user_folder(root)
+
+
+def split_user_people(root: Path) -> Split:
+    """A user's faces, one folder per person, split by whole people (as ORL's): about 25 % of them (at least 2) never
+    seen in training are the test, 15 % (at least 2) the validation people that choose the threshold, drawn by a
+    stable hash of the folder name; or ``train/ val/ test/`` folders of people as given."""
+    root = Path(root)
+    if (root / "train").is_dir():
+        parts: dict[str, list[Sample]] = {}
+        names: list[str] = []
+        for k in SPLITS:
+            if not (root / k).is_dir():
+                raise EdgeError(f"{root}: a split face folder needs train/, val/ and test/ (people in each)")
+            people, samples, _ = list_image_folder(root / k)
+            parts[k] = [Sample(x.path, len(names) + x.label, f"{k}/{people[x.label]}") for x in samples]
+            names += [f"{k}/{p}" for p in people]
+        return Split(names, parts, note="train/val/test people as given")
+    people, samples, skipped = list_image_folder(root)
+    with_pictures = sorted({x.label for x in samples}, key=lambda i: _stable_fraction(people[i], "face"))
+    if len(with_pictures) < 6:
+        raise EdgeError(f"{root}: {len(with_pictures)} people with pictures; face training holds whole people out "
+                        "for validation and test, so it needs at least 6 (2 to train on, 2 each to judge)")
+    n_test = max(2, round(0.25 * len(with_pictures)))
+    n_val = max(2, round(0.15 * len(with_pictures)))
+    where = {i: "test" for i in with_pictures[:n_test]} | {i: "val" for i in with_pictures[n_test:n_test + n_val]}
+    parts = {k: [x for x in samples if where.get(x.label, "train") == k] for k in SPLITS}
+    return Split(people, parts, skipped, f"people held out by name hash: {n_test} test, {n_val} val, "
+                 f"{len(with_pictures) - n_test - n_val} train")
+
+
 def _split_faces(root: Path, test_people: int = 10) -> Split:
     """Hold out whole identities: the last ``test_people`` (by number) never appear in training."""
     if not root.is_dir():
         raise EdgeError(f"face data not found: {root}")
-    people = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: int(re.sub(r"\D", "", d.name) or 0))
+    people = sorted((d for d in root.iterdir() if d.is_dir()),
+                    key=lambda d: (int(re.sub(r"\D", "", d.name) or 0), d.name))
     classes = [d.name for d in people]
     parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for i, d in enumerate(people):
@@ -173,11 +214,13 @@ def _split_faces(root: Path, test_people: int = 10) -> Split:
     return Split(classes, parts)
 
 
-def split_faces_paper(root: Path | None = None, people: int = 30, train_per_person: int = 8, seed: int = 0) -> Split:
+def split_faces_paper(root: Path | None = None, people: int = 30, train_per_person: int = 8, seed: int = 0,
+                      folder: Path | None = None) -> Split:
     """The paper's protocol: the first ``people`` identities, each person's images split 8:2 at random (seeded).
     Every test person is also a training person, so this measures recognising seen people; the train images
-    are also the "val" part (there is no separate validation set in that protocol)."""
-    base = _split_faces((Path(root) if root else data_root()) / "faces" / "orl")
+    are also the "val" part (there is no separate validation set in that protocol). ``folder``: a user's folder of
+    person folders instead of ORL (each person's pictures 8:2 likewise)."""
+    base = _split_faces(Path(folder) if folder else (Path(root) if root else data_root()) / "faces" / "orl")
     by_person: dict[int, list[Sample]] = {}
     for part in ("train", "val", "test"):
         for smp in base.parts[part]:
@@ -187,8 +230,9 @@ def split_faces_paper(root: Path | None = None, people: int = 30, train_per_pers
     for label in sorted(by_person)[:people]:
         files = sorted(by_person[label], key=lambda smp: smp.path.name)
         rng.shuffle(files)
-        parts["train"] += files[:train_per_person]
-        parts["test"] += files[train_per_person:]
+        k = train_per_person if folder is None else max(1, round(0.8 * len(files)))
+        parts["train"] += files[:k]
+        parts["test"] += files[k:]
     parts["val"] = list(parts["train"])
     return Split(base.classes, parts)
 

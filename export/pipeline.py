@@ -60,7 +60,8 @@ def base_manifest(ref: Reference, fmt: Format) -> Manifest:
         classes=list(ref.meta.get("classes") or fam.classes), embedding_size=fam.embedding_size,
         threshold=ref.meta.get("threshold"), trained=ref.trained,
         source={"checkpoint": str(ref.checkpoint), "trained": ref.trained, "note": ref.meta.get("note", ""),
-                "metrics": ref.meta.get("metrics", {})},
+                "metrics": ref.meta.get("metrics", {}),
+                **({"data": ref.meta["data"]} if ref.meta.get("data") else {})},
         exporter=versions(*EXPORTER_PACKAGES), metrics=ref.meta.get("metrics", {}), prestep=dict(fam.prestep),
     )
 
@@ -90,9 +91,10 @@ def export_family(family: Family, formats: list[Format], out_dir: Path, checkpoi
     spec = family.input_spec(imgsz)
     calib = image_slice(family, spec, "train", calib_n)
     ref = load_reference(family, checkpoint, out, imgsz, calib)
-    if ref.spec != spec:  # a checkpoint brings its own input spec (size, equalisation)
-        calib = image_slice(family, ref.spec, "train", calib_n)
-    check_data = image_slice(family, ref.spec, "test", verify_n, seed=1)
+    data = ref.meta.get("data")  # a run on the user's folder is calibrated and checked on that folder's split
+    if ref.spec != spec or data:  # a checkpoint brings its own input spec (size, equalisation)
+        calib = image_slice(family, ref.spec, "train", calib_n, data=data)
+    check_data = image_slice(family, ref.spec, "test", verify_n, seed=1, data=data)
     with torch.no_grad():
         ref_out = ref.model(torch.from_numpy(check_data.x)).numpy()
     for fmt in wanted:
@@ -213,7 +215,7 @@ def verify_artifact(path: Path, n: int = 16) -> dict[str, Any]:
         raise EdgeError(f"the source checkpoint {ckpt} of {artifact.name} is gone; re-export to verify")
     ref = load_reference(family, ckpt, artifact.parent, man.input.shape[2])
     ref.spec = man.input
-    data = image_slice(family, man.input, "test", n, seed=1)
+    data = image_slice(family, man.input, "test", n, seed=1, data=man.source.get("data"))
     with torch.no_grad():
         ref_out = ref.model(torch.from_numpy(data.x)).numpy()
     got = runtime.load(artifact).predict(data.x)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge.data import load_batch, split_family, take_spread
+from edge.data import load_batch, split_for, take_spread
 from edge.errors import EdgeError
 from edge.families import Family
 from edge.manifest import InputSpec
@@ -92,13 +92,15 @@ def warm_batchnorm(model: torch.nn.Module, x: torch.Tensor) -> None:
     model.eval()
 
 
-def image_slice(family: Family, spec: InputSpec, part: str, n: int, seed: int = 0) -> DataSlice:
-    """n real images from one split of the family's data set, or a synthetic fallback."""
+def image_slice(family: Family, spec: InputSpec, part: str, n: int, seed: int = 0,
+                data: str | None = None) -> DataSlice:
+    """n real images from one split of the family's data set (``data``: the user's folder the model was trained
+    on), or a synthetic fallback."""
     try:
-        split = split_family(family.name)
+        split = split_for(family.name, data)
         samples = take_spread(split[part], n)
         x, y, bad = load_batch(samples, spec)
-        return DataSlice(x, y, f"real: {family.dataset} {part} split, {len(x)} images ({bad} unreadable)")
+        return DataSlice(x, y, f"real: {data or family.dataset} {part} split, {len(x)} images ({bad} unreadable)")
     except EdgeError as exc:
         log.warning("%s: %s; using synthetic inputs", family.name, exc)
         rng = np.random.default_rng(seed)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge.data import equalize_batch, split_faces_paper, split_family
+from edge.data import equalize_batch, split_faces_paper, split_for
 from edge.errors import EdgeError
 from edge.families import get_family
 from edge.metrics import pair_scores, verification_metrics
@@ -64,6 +64,7 @@ class FaceConfig:
     # a runtime feeds it; 0 = off. The teacher's vectors stay those of the plain faces, so the student learns to
     # see through uneven light
     clahe: float = 0.0
+    data: str | None = None  # a user's folder of person folders (edge.data.split_user_people) instead of ORL
 
 
 # CPU defaults per recipe: the paper's SqueezeNet from scratch, and the ImageNet-initialised MobileNetV2 variant.
@@ -144,10 +145,12 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
     fam = get_family("face")
     spec = replace(fam.input_spec(cfg.imgsz), clahe=cfg.clahe)
     if cfg.protocol == "paper":
-        split = split_faces_paper(seed=cfg.seed)
+        split = split_faces_paper(seed=cfg.seed, folder=Path(cfg.data) if cfg.data else None)
         cfg.patience = cfg.epochs + 1  # the paper trains for a fixed number of epochs
     elif cfg.protocol == "identities":
-        split = split_family("face")
+        split = split_for("face", cfg.data)
+        if split.note:
+            log(f"face data {cfg.data}: {split.note}")
     else:
         raise EdgeError(f"unknown face protocol '{cfg.protocol}': identities or paper")
     xs = {k: cache_images(v, "gray", cfg.imgsz, CACHE_DIR, f"face-{k}", log)
@@ -236,13 +239,15 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
                "data": {"train_people": int(len(people)), "val_people": int(len(np.unique(xs["val"][1]))),
                         "test_people": int(len(np.unique(xs["test"][1]))), "train_images": int(len(xtr)),
                         "distill_images": int(len(xd)) if xd is not None else 0,
-                        "hash": data_hash(split["train"] + split["val"] + split["test"])}}
+                        "hash": data_hash(split["train"] + split["val"] + split["test"]),
+                        "source": cfg.data or fam.dataset, **({"split": split.note} if split.note else {})}}
     how = f" + distilled from {cfg.teacher} on {len(xd)} faces" if xd is not None else ""
     meta = {"trained": True, "classes": [], "input": spec.__dict__,
             "threshold": {"distance": val["threshold"], "metric": "euclidean", "chosen_on": "val identities (best F1)"},
             "metrics": {"test_f1": test["f1"], "test_eer": test["eer"], "test_roc_auc": test["roc_auc"]},
             "note": f"trained: contrastive{how}, {cfg.optimizer} lr {cfg.lr}, {metrics['wall_minutes']} min on "
                     f"{metrics['hardware']}", "builder": cfg.builder,
+            "data": str(Path(cfg.data).resolve()) if cfg.data else None,  # exports are checked on its split
             # rebuilt for export/loading without the ImageNet file: the trained weights replace it
             "builder_kwargs": {**kwargs, **({"pretrained": False} if "pretrained" in kwargs else {})}}
     save_checkpoint(out / "best.pt", fam, model, meta)

@@ -412,9 +412,10 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     log(f"{cfg.family}: train {len(xtr)} / val {len(xs['val'][0])} / test {len(xs['test'][0])} images, "
         f"{cfg.imgsz}px {spec.color}{f', CLAHE {cfg.clahe:g}' if cfg.clahe else ''}, classes {len(classes)}")
 
-    kwargs = {**fam.builder_kwargs, "num_classes": len(classes), **cfg.builder_kwargs}
+    # the data's classes decide the head, whatever the recipe says (a user's folder of 2 tomato stages, say)
+    kwargs = {**fam.builder_kwargs, **cfg.builder_kwargs, "num_classes": len(classes)}
     if cfg.builder:
-        kwargs = {"num_classes": len(classes), **cfg.builder_kwargs}
+        kwargs = {**cfg.builder_kwargs, "num_classes": len(classes)}
         if fam.channels == 1:
             kwargs.setdefault("in_channels", 1)
     dev = torch.device(cfg.device)
@@ -512,7 +513,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "test_macro_f1": test["macro_f1"]},
         "note": f"trained: {cfg.epochs} epochs max, {cfg.imgsz}px, {metrics['wall_minutes']} min on "
                 f"{metrics['hardware']}",
-        "builder": cfg.builder,
+        "builder": cfg.builder, "data": str(Path(data).resolve()) if data else None,  # exports are checked on its split
         # weights come from the state dict: never reach for ImageNet files when reloading
         "builder_kwargs": {**kwargs, **({"pretrained": False} if "pretrained" in kwargs else {})}}
     save_checkpoint(out / "best.pt", fam, model, meta)

@@ -378,11 +378,19 @@ def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     assert r.returncode != 0 and "--grid-cell adam:0.1: expected OPT:LR" in r.stderr
     r = run_edge("train", "face", "--grid-cell", "adam:0.001")
     assert r.returncode != 0 and "add --grid" in r.stderr
-    for fam, clip in (("trail", "2"), ("fer", "0"), ("fer", "50")):
+    for fam, clip in (("fer", "0"), ("fer", "50")):
         r = run_edge("train", fam, "--clahe", clip)
         assert r.returncode != 0 and "--clahe CLIP is for the image families" in r.stderr
-    r = run_edge("train", "trail", "--init", str(tmp_path))
-    assert r.returncode != 0 and "--init fine-tunes the image classifiers" in r.stderr
+    # a flag the family's trainer would not read is refused (it used to be dropped without a word)
+    for args, said in ((("trail", "--clahe", "2"), "edge train trail does not read --clahe (read by: face, fer"),
+                       (("trail", "--init", str(tmp_path)), "does not read --init (read by: fer, tomato, asl)"),
+                       (("trail", "--epochs", "3"), "does not read --epochs (read by: face, fer, tomato, asl)"),
+                       (("face", "--batch", "8", "--patience", "2"),
+                        "edge train face does not read --batch (read by: fer, tomato, asl); --patience"),
+                       (("fer", "--protocol", "paper", "--label", "outcome"),
+                        "edge train fer does not read --label (read by: trail); --protocol (read by: face)")):
+        r = run_edge("train", *args)
+        assert r.returncode == 2 and said in r.stderr, (args, r.stderr)
     r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
                  str(tmp_path))
     assert r.returncode != 0 and "--face-model: no such file" in r.stderr
@@ -476,3 +484,76 @@ def test_classifier_trained_with_clahe_equalises_in_training_scoring_teaching_an
     xtr, _, _ = ti.cache_images(parts["train"], "gray", 32, ti.CACHE_DIR, "fer-train", lambda *_: None)
     kept = ti.teacher_logits(student, parts["train"], ["horizontal", "vertical"], tmp_path / "kd", lambda *_: None)
     np.testing.assert_allclose(kept.numpy(), ti._predict(net, xtr, spec), atol=1e-4)
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_trains_on_a_users_people_and_exports_against_them(tmp_path):
+    """edge train face --data: whole people of the user's folder held out for val and test (it was ignored, and ORL
+    trained); the run records its folder, and its export is calibrated and checked on that folder's split."""
+    import shutil
+
+    from edge.data import split_for, split_user_people
+    from edge.export.pipeline import export_family
+    from edge.families import get_family
+    from edge.formats import parse_formats
+    from edge.runtime import load
+
+    orl = data_root() / "faces" / "orl"
+    names = ["ana", "budi", "citra", "dewi", "eko", "fajar", "gita", "hadi"]
+    for i, name in enumerate(names):
+        shutil.copytree(orl / f"s{i + 10}", tmp_path / "people" / name)
+    split = split_user_people(tmp_path / "people")
+    people = {k: {split.classes[x.label] for x in split[k]} for k in ("train", "val", "test")}
+    assert [len(people[k]) for k in ("train", "val", "test")] == [4, 2, 2] and "2 test, 2 val" in split.note
+    assert set().union(*people.values()) == set(names) and not people["train"] & (people["val"] | people["test"])
+    r = run_edge("train", "face", "--data", str(tmp_path / "people"), "--imgsz", "48", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["data"]["source"] == str(tmp_path / "people") and m["data"]["test_people"] == 2
+    assert m["test"]["pairs"] == 20 * 19 // 2  # two people's ten pictures each
+    meta = read_checkpoint(tmp_path / "run" / "best.pt")["meta"]
+    assert meta["data"] == str((tmp_path / "people").resolve())
+    res = export_family(get_family("face"), parse_formats("onnx,onnx-int8"), tmp_path / "art",
+                        checkpoint=tmp_path / "run" / "best.pt", calib_n=16)
+    assert [r.status for r in res] == ["ok", "ok"], [r.reason for r in res]
+    man = load(tmp_path / "art" / "face" / "face.int8.onnx").manifest
+    assert man.source["data"] == meta["data"] and man.parity["inputs"].startswith(f"real: {meta['data']} test split")
+    assert man.calibration["source"].startswith(f"real: {meta['data']} train split")
+    shutil.rmtree(tmp_path / "people")
+    with pytest.raises(EdgeError, match="which is not here"):
+        split_for("face", meta["data"])
+    (tmp_path / "few" / "a").mkdir(parents=True)
+    shutil.copy(orl / "s10" / "1.pgm", tmp_path / "few" / "a")
+    r = run_edge("train", "face", "--data", str(tmp_path / "few"), "--epochs", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "needs at least 6" in r.stderr
+
+
+def test_a_classifier_run_on_a_users_folder_is_checked_on_that_folder(tmp_path):
+    """An image run on the user's own pictures records its folder: calibration, parity, the int8 accuracy gate and
+    the accuracy after export use that folder's test split, not the shared data set's."""
+    import cv2
+
+    from edge.export.pipeline import export_family
+    from edge.families import get_family
+    from edge.formats import parse_formats
+    from edge.runtime import load
+
+    rng = np.random.default_rng(0)
+    for c, colour in (("green", (40, 160, 40)), ("fully_ripened", (200, 30, 30))):
+        (tmp_path / "mine" / c).mkdir(parents=True)
+        for i in range(24):
+            img = np.clip(rng.normal(colour, 25, (40, 40, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "mine" / c / f"{c}{i:03d}.png"), img[..., ::-1])
+    r = run_edge("train", "tomato", "--data", str(tmp_path / "mine"), "--imgsz", "32", "--epochs", "2",
+                 "--batch", "8", "--arch", "mobilenet", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    meta = read_checkpoint(tmp_path / "run" / "best.pt")["meta"]
+    assert meta["data"] == str((tmp_path / "mine").resolve())
+    res = export_family(get_family("tomato"), parse_formats("onnx,onnx-int8"), tmp_path / "art",
+                        checkpoint=tmp_path / "run" / "best.pt", calib_n=16)
+    assert [r.status for r in res] == ["ok", "ok"], [r.reason for r in res]
+    int8 = load(tmp_path / "art" / "tomato" / "tomato.int8.onnx").manifest
+    assert int8.parity["inputs"].startswith(f"real: {meta['data']} test split")
+    # the gate compares the run's own test accuracy with the int8 file's on the same pictures
+    assert abs(int8.parity["reference_accuracy"] - int8.parity["accuracy"]) <= 0.01
