@@ -150,7 +150,7 @@ def _weather_rows(model: Any, artifact: str, data: Path, label: str | None) -> d
     same = label == man.metrics.get("deploy_label")
     chrono = ((man.metrics.get(label) or {}).get("chronological") or {}) if same else {}
     return {"artifact": artifact, "data": str(data), "family": man.family, "task": man.task, "label": label,
-            "trained_on": man.metrics.get("deploy_label"), "rows": table.total_rows, "valid_rows": int(len(y)),
+            "trained_on": man.metrics.get("deploy_label"), "rows": table.total_rows, "valid_rows": int(len(table.X)),
             "dropped": table.dropped, "positive_rate": round(float(y.mean()), 4), "read_as": table.layout,
             "station": table.station, "scored_rows": int(len(y)),
             "without_rainfall": table.no_outcome if label == "outcome" else 0,

@@ -174,10 +174,13 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
             raise EdgeError(f"--flip: {', '.join(unmirrored)} trained without mirrored images (e.g. the B4 recipe), "
                             "so the mirror view would be new to it; leave --flip out")
     sizes = [int(m["payload"]["meta"]["input"]["shape"][-1]) for m in members]
+    trained_on = first["meta"].get("data")  # the user's folder the runs were trained on (the data hash agrees)
     if fam.task == "embed":
         if data is not None:
-            raise EdgeError("face ensembles are scored on the shared ORL split; --data is for classifiers")
-        return _embedding_ensemble(members, cfgs, sizes, out, flip, timer, log)
+            raise EdgeError("face ensembles are scored on their runs' people (ORL's, or the folder they were trained "
+                            "on); --data is for classifiers")
+        return _embedding_ensemble(members, cfgs, sizes, out, flip, timer, log, trained_on)
+    data = data or (Path(trained_on) if trained_on else None)
     # the largest size (the others are resized inside the graph), equalised as the members were trained
     spec = replace(fam.input_spec(max(sizes)), clahe=ref["clahe"])
     split = load_split(fam.name, data, log)
@@ -228,7 +231,8 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
         "test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"], "test_macro_f1": test["macro_f1"]},
         "note": f"ensemble of {len(members)} runs ({', '.join(r['run'] for r in member_rows)})"
                 f"{', with the mirror view' if flip else ''}",
-        "builder": "edge.models.ensemble:logit_mean_ensemble", "builder_kwargs": kwargs}
+        "builder": "edge.models.ensemble:logit_mean_ensemble", "builder_kwargs": kwargs,
+        "data": str(Path(data).resolve()) if data else None}
     _save_run(out, fam, model, meta, metrics)
     plot_confusion(test["confusion"], classes, out / "confusion.png", f"{fam.name} ensemble test confusion")
     log(f"{fam.name} ensemble: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f} -> "
@@ -237,10 +241,11 @@ def ensemble_runs(runs: list[Path], out: Path, flip: bool = False, data: Path | 
 
 
 def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]], sizes: list[int], out: Path,
-                        flip: bool, timer: Timer, log: Any) -> dict[str, Any]:
+                        flip: bool, timer: Timer, log: Any, trained_on: str | None = None) -> dict[str, Any]:
     """Face runs (identity protocol, one data hash) as one ``EmbeddingMean``: pairs of the val people choose its
-    threshold (best F1), the test people's pairs score it, as ``edge train face`` scores a run."""
-    from edge.data import split_family
+    threshold (best F1), the test people's pairs score it, as ``edge train face`` scores a run (on ORL, or on the
+    user's folder ``trained_on``)."""
+    from edge.data import split_for
     from edge.metrics import verification_metrics
     from edge.models.train_face import _pairs, _score_test
 
@@ -258,7 +263,7 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
     first = members[0]["payload"]["meta"]["input"]
     imgsz = max(sizes)
     spec = replace(fam.input_spec(imgsz), clahe=first.get("clahe") or 0.0)
-    split = split_family("face")
+    split = split_for("face", trained_on)
     xs = {k: cache_images(split.parts[k], "gray", imgsz, CACHE_DIR, f"face-{k}", log) for k in ("val", "test")}
     xs = {k: (equalize_batch(x, spec.clahe), y, sk) for k, (x, y, sk) in xs.items()}
     model, kwargs = _loaded(embedding_mean_ensemble, members, fam.builder, sizes, imgsz, flip)
@@ -300,7 +305,7 @@ def _embedding_ensemble(members: list[dict[str, Any]], cfgs: list[dict[str, Any]
             "metrics": {"test_f1": test["f1"], "test_eer": test["eer"], "test_roc_auc": test["roc_auc"]},
             "note": f"ensemble of {len(members)} face runs ({', '.join(r['run'] for r in member_rows)})"
                     f"{', with the mirror view' if flip else ''}",
-            "builder": "edge.models.ensemble:embedding_mean_ensemble", "builder_kwargs": kwargs}
+            "builder": "edge.models.ensemble:embedding_mean_ensemble", "builder_kwargs": kwargs, "data": trained_on}
     _save_run(out, fam, model, meta, metrics)
     log(f"face ensemble: test EER {test['eer']:.4f}, AUC {test['roc_auc']:.4f}, F1 {test['f1']:.4f} -> "
         f"{out / 'best.pt'}")

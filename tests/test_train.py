@@ -557,3 +557,8 @@ def test_a_classifier_run_on_a_users_folder_is_checked_on_that_folder(tmp_path):
     assert int8.parity["inputs"].startswith(f"real: {meta['data']} test split")
     # the gate compares the run's own test accuracy with the int8 file's on the same pictures
     assert abs(int8.parity["reference_accuracy"] - int8.parity["accuracy"]) <= 0.01
+    # an ensemble of such runs is scored on, and records, the folder its runs were trained on
+    r = run_edge("ensemble", str(tmp_path / "run"), "--flip", "--out", str(tmp_path / "ens"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert read_checkpoint(tmp_path / "ens" / "best.pt")["meta"]["data"] == meta["data"]
+    assert json.loads(r.stdout)["test"]["n"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["n"]

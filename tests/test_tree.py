@@ -227,3 +227,19 @@ def test_the_zoo_tree_follows_its_rule_over_the_station_range():
     cases = np.array([[25.0, 20.0, 5.0], [-5.0, 80.0, 40.0], [-8.0, 70.0, 30.0], [24.0, 80.0, 10.0]])
     assert list(rule_label(cases, cfg)) == [1, 1, 1, 0]  # dry air; storm wind; wind chill -17 C; a mild day
     assert list(runtime.load(resolve_model("trail")).predict(cases.astype(np.float32)).argmax(1)) == [1, 1, 1, 0]
+
+
+def test_eval_on_a_bmkg_online_file_leaves_days_without_rainfall_out_of_the_outcome(tmp_path):
+    from edge.evaluate import evaluate, markdown
+    from edge.zoo import resolve_model
+
+    f = tmp_path / "laporan_iklim_harian.csv"
+    f.write_text(BMKG_ONLINE)
+    rep = evaluate(resolve_model("trail"), f, label="outcome", progress=False)
+    assert (rep["rows"], rep["valid_rows"], rep["scored_rows"], rep["without_rainfall"]) == (5, 4, 3, 1)
+    assert rep["station"]["ID WMO"] == "96595" and sum(map(sum, rep["confusion"])) == 3
+    md = markdown(rep)
+    assert "Read as semicolon-separated" in md and "1 without rainfall left out of the outcome label" in md
+    rule = evaluate(resolve_model("trail"), f, progress=False)
+    assert rule["label"] == "rule" and rule["scored_rows"] == 4 and rule["without_rainfall"] == 0
+    assert rule["accuracy"] == 1.0  # the dry day, the storm-free humid days: the tree says what the rule says
