@@ -341,8 +341,8 @@ def _grid_cells(specs: list[str] | None) -> list[tuple[str, float]] | None:
 TRAIN_FLAGS_COMMON = {"family", "data", "out", "seed", "json"}
 TRAIN_FLAGS = {
     "trail": {"label"},
-    "face": {"epochs", "imgsz", "lr", "threads", "protocol", "arch", "teacher", "distill_data", "distill_images",
-             "clahe", "grid", "grid_cell"},
+    "face": {"epochs", "imgsz", "lr", "threads", "patience", "protocol", "arch", "teacher", "distill_data",
+             "distill_images", "clahe", "grid", "grid_cell"},
     "image": {"epochs", "imgsz", "batch", "lr", "device", "threads", "max_per_class", "patience", "arch", "no_stn",
               "backgrounds", "teacher", "distill", "clahe", "resume", "init"},
 }
@@ -405,7 +405,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             raise EdgeError(f"data folder not found: {a.data} (face: one folder per person)")
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
                          protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images,
-                         clahe=a.clahe, data=a.data)
+                         clahe=a.clahe, data=a.data, patience=a.patience)
         if a.grid:
             from edge.models.train_face import train_face_grid
 
@@ -660,7 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-per-class", type=int, help="cap training images per class (quick runs)")
     p.add_argument("--patience", type=int, help="fer, tomato, asl: epochs without a better val accuracy before "
-                                                "stopping (default: the recipe's, 4-6; >= --epochs never stops)")
+                                                "stopping (default: the recipe's, 4-6; >= --epochs never stops); "
+                                                "face: without a better val AUC - EER (default 8)")
     p.add_argument("--protocol", choices=["identities", "paper"], default="identities",
                    help="face: 'identities' = verify 10 people never seen in training (default); 'paper' = 30 "
                         "people, images 8:2, fixed epochs (the paper's seen-people protocol)")

@@ -385,8 +385,8 @@ def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     for args, said in ((("trail", "--clahe", "2"), "edge train trail does not read --clahe (read by: face, fer"),
                        (("trail", "--init", str(tmp_path)), "does not read --init (read by: fer, tomato, asl)"),
                        (("trail", "--epochs", "3"), "does not read --epochs (read by: face, fer, tomato, asl)"),
-                       (("face", "--batch", "8", "--patience", "2"),
-                        "edge train face does not read --batch (read by: fer, tomato, asl); --patience"),
+                       (("face", "--batch", "8", "--resume"),
+                        "edge train face does not read --batch (read by: fer, tomato, asl); --resume"),
                        (("fer", "--protocol", "paper", "--label", "outcome"),
                         "edge train fer does not read --label (read by: trail); --protocol (read by: face)")):
         r = run_edge("train", *args)
@@ -507,9 +507,10 @@ def test_face_trains_on_a_users_people_and_exports_against_them(tmp_path):
     assert [len(people[k]) for k in ("train", "val", "test")] == [4, 2, 2] and "2 test, 2 val" in split.note
     assert set().union(*people.values()) == set(names) and not people["train"] & (people["val"] | people["test"])
     r = run_edge("train", "face", "--data", str(tmp_path / "people"), "--imgsz", "48", "--epochs", "1",
-                 "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
+                 "--patience", "3", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["config"]["patience"] == 3 and m["config"]["data"] == str(tmp_path / "people")
     assert m["data"]["source"] == str(tmp_path / "people") and m["data"]["test_people"] == 2
     assert m["test"]["pairs"] == 20 * 19 // 2  # two people's ten pictures each
     meta = read_checkpoint(tmp_path / "run" / "best.pt")["meta"]
