@@ -492,7 +492,7 @@ def test_face_trains_on_a_users_people_and_exports_against_them(tmp_path):
     trained); the run records its folder, and its export is calibrated and checked on that folder's split."""
     import shutil
 
-    from edge.data import split_for, split_user_people
+    from edge.data import split_faces_paper, split_for, split_user_people
     from edge.export.pipeline import export_family
     from edge.families import get_family
     from edge.formats import parse_formats
@@ -506,6 +506,17 @@ def test_face_trains_on_a_users_people_and_exports_against_them(tmp_path):
     people = {k: {split.classes[x.label] for x in split[k]} for k in ("train", "val", "test")}
     assert [len(people[k]) for k in ("train", "val", "test")] == [4, 2, 2] and "2 test, 2 val" in split.note
     assert set().union(*people.values()) == set(names) and not people["train"] & (people["val"] | people["test"])
+    paper = split_faces_paper(folder=tmp_path / "people")  # --protocol paper: each person's pictures 8:2
+    assert (len(paper["train"]), len(paper["test"])) == (8 * 8, 8 * 2)
+    for k, who in (("train", names[:4]), ("val", names[4:6]), ("test", names[6:])):  # as the user split them
+        for name in who:
+            shutil.copytree(tmp_path / "people" / name, tmp_path / "given" / k / name)
+    given = split_user_people(tmp_path / "given")
+    assert [len(given[k]) for k in ("train", "val", "test")] == [40, 20, 20] and given.note.endswith("as given")
+    assert {given.classes[x.label] for x in given["test"]} == {"test/gita", "test/hadi"}
+    shutil.rmtree(tmp_path / "given" / "val")
+    with pytest.raises(EdgeError, match="needs train/, val/ and test/"):
+        split_user_people(tmp_path / "given")
     r = run_edge("train", "face", "--data", str(tmp_path / "people"), "--imgsz", "48", "--epochs", "1",
                  "--patience", "3", "--out", str(tmp_path / "run"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
