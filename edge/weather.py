@@ -116,10 +116,14 @@ class DailyTable:
 
 
 def _iso_date(text: str) -> str | None:
-    """yyyy-mm-dd, dd-mm-yyyy or dd/mm/yyyy (BMKG Data Online writes dd-mm-yyyy) -> yyyy-mm-dd; None if not a date."""
+    """yyyy-mm-dd, dd-mm-yyyy or dd/mm/yyyy (BMKG Data Online writes dd-mm-yyyy), or a spreadsheet's date cell stored
+    as a serial number (days since 1899-12-30) -> yyyy-mm-dd; None if not a date."""
     import datetime as dt
+    import re
 
     text = text.strip().split(" ")[0].split("T")[0]
+    if re.fullmatch(r"\d{5}(\.0+)?", text) and 20_000 < float(text) < 80_000:  # 1954..2119
+        return (dt.date(1899, 12, 30) + dt.timedelta(days=int(float(text)))).isoformat()
     for fmt in ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y"):
         try:
             return dt.datetime.strptime(text, fmt).date().isoformat()
@@ -138,8 +142,7 @@ def _value(text: str, decimal_comma: bool) -> str:
 
 def _xlsx_rows(path: Path) -> list[list[str]]:
     """The first worksheet of an .xlsx file as rows of text, with the standard library alone (BMKG Data Online's
-    download format). Date cells stored as Excel serial numbers come back as ISO dates."""
-    import datetime as dt
+    download format). Date cells come back as their serial numbers (``_iso_date`` reads them)."""
     import re
     import xml.etree.ElementTree as ET
     import zipfile
@@ -176,10 +179,6 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
             cells[col - 1] = text
         if cells:
             out.append([cells.get(i, "") for i in range(max(cells) + 1)])
-    # a date column stored as numbers: Excel's serial days since 1899-12-30
-    for r in out:
-        if r and re.fullmatch(r"\d{5}(\.0+)?", r[0].strip()) and 20000 < float(r[0]) < 80000:
-            r[0] = (dt.date(1899, 12, 30) + dt.timedelta(days=int(float(r[0])))).isoformat()
     return out
 
 

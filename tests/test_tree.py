@@ -141,8 +141,8 @@ def test_bmkg_data_online_csv_as_a_spreadsheet_saves_it(tmp_path):
     t = load_weather(f)
     _check_online_rows(t)
     assert t.layout == "semicolon-separated, decimal commas, 6 line(s) above the header"
-    comma = tmp_path / "comma.csv"  # the same table comma-separated (decimal points)
-    comma.write_text(BMKG_ONLINE.replace(",", ".").replace(";", ","))
+    comma = tmp_path / "comma.csv"  # the same table comma-separated (decimal points), one date a spreadsheet serial
+    comma.write_text(BMKG_ONLINE.replace(",", ".").replace(";", ",").replace("04-01-2021", "44200"))
     _check_online_rows(load_weather(comma))
 
 
