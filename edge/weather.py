@@ -205,7 +205,8 @@ def read_daily_table(path: Path) -> DailyTable:
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
         lines = text.splitlines()
-        head = next((ln for ln in lines if any(n in ln.lower() for n in DATE_NAMES)), "")
+        # the separator is the header's: the line with a 'date' / 'Tanggal' cell (not a station line's 'Update')
+        head = next((ln for ln in lines if {c.strip().lower() for c in re.split(r"[;,\t]", ln)} & DATE_NAMES), "")
         sep = max((";", ",", "\t"), key=head.count)
         decimal_comma = sep != ","
         grid = list(csv.reader(lines, delimiter=sep))

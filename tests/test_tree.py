@@ -102,7 +102,8 @@ def test_wind_chill_matches_environment_canada_chart():
     np.testing.assert_allclose(np.round(wc), [-18, -33, 3, 20, -5])  # 20 C and a 2 km/h breeze: the air's own
 
 
-BMKG_ONLINE = """ID WMO;: 96595
+BMKG_ONLINE = """Updated, daily data, 2021
+ID WMO;: 96595
 Nama Stasiun;: Stasiun Meteorologi Contoh
 Lintang;: -7,38
 Bujur;: 112,78
@@ -140,7 +141,7 @@ def test_bmkg_data_online_csv_as_a_spreadsheet_saves_it(tmp_path):
     f.write_text(BMKG_ONLINE, encoding="utf-8-sig")
     t = load_weather(f)
     _check_online_rows(t)
-    assert t.layout == "semicolon-separated, decimal commas, 6 line(s) above the header"
+    assert t.layout == "semicolon-separated, decimal commas, 7 line(s) above the header"
     comma = tmp_path / "comma.csv"  # the same table comma-separated (decimal points), one date a spreadsheet serial
     comma.write_text(BMKG_ONLINE.replace(",", ".").replace(";", ",").replace("04-01-2021", "44200"))
     _check_online_rows(load_weather(comma))
