@@ -341,8 +341,8 @@ def _grid_cells(specs: list[str] | None) -> list[tuple[str, float]] | None:
 TRAIN_FLAGS_COMMON = {"family", "data", "out", "seed", "json"}
 TRAIN_FLAGS = {
     "trail": {"label"},
-    "face": {"epochs", "imgsz", "lr", "threads", "patience", "protocol", "arch", "teacher", "distill_data",
-             "distill_images", "clahe", "grid", "grid_cell"},
+    "face": {"epochs", "imgsz", "lr", "device", "threads", "patience", "protocol", "arch", "teacher", "distill_data",
+             "distill_images", "clahe", "grid", "grid_cell", "resume"},
     "image": {"epochs", "imgsz", "batch", "lr", "device", "threads", "max_per_class", "patience", "arch", "no_stn",
               "backgrounds", "teacher", "distill", "clahe", "resume", "init"},
 }
@@ -405,12 +405,12 @@ def cmd_train(a: argparse.Namespace) -> int:
             raise EdgeError(f"data folder not found: {a.data} (face: one folder per person)")
         fc = face_config(recipe, seed=a.seed, threads=a.threads, imgsz=a.imgsz, epochs=a.epochs, lr=a.lr,
                          protocol=a.protocol, distill_data=a.distill_data, distill_images=a.distill_images,
-                         clahe=a.clahe, data=a.data, patience=a.patience)
+                         clahe=a.clahe, data=a.data, patience=a.patience, device=a.device)
         if a.grid:
             from edge.models.train_face import train_face_grid
 
             out = Path(a.out or f"runs/{recipe}-grid")
-            g = train_face_grid(fc, out, cells=_grid_cells(a.grid_cell))
+            g = train_face_grid(fc, out, cells=_grid_cells(a.grid_cell), resume=a.resume)
             if a.json:
                 _print_json(g)
             else:
@@ -418,7 +418,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 print(f"({g['wall_minutes']} min) -> {out / 'grid.json'}")
             return 0
         out = Path(a.out or f"runs/{recipe}" + ("" if a.protocol == "identities" else f"-{a.protocol}"))
-        m = train_face(fc, out)
+        m = train_face(fc, out, resume=a.resume)
         t = m["test"]
         if a.json:
             _print_json({k: m[k] for k in ("val", "test", "wall_minutes", "hardware")})
@@ -691,7 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "lr, scored after 1/2, 3/4 and all of --epochs (the paper's 50/75/100); writes grid.md")
     p.add_argument("--grid-cell", action="append", metavar="OPT:LR",
                    help="face --grid: only this optimiser:lr cell, e.g. adam:0.001 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from runs/<family>/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run folder's last.pt (written after every epoch): an interrupted run goes "
+                        "on where it stopped, a finished one for more --epochs (face --grid: its interrupted cell)")
     p.add_argument("--init", help="fer, tomato, asl: fine-tune from a trained run or checkpoint (same family, classes "
                                   "and --arch; a new schedule from --lr)")
     p.add_argument("--json", action="store_true")

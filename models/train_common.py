@@ -71,10 +71,11 @@ def data_hash(samples: list[Sample]) -> str:
     return h.hexdigest()[:16]
 
 
-def hardware() -> str:
+def hardware(device: str = "cpu") -> str:
+    """What a run trained on: the GPU when it used one, else the CPU."""
     from edge.bench.fingerprint import cpu_model
 
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    dev = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else ""
     return f"{dev or cpu_model()} ({torch.get_num_threads()} threads), torch {torch.__version__}, {platform.machine()}"
 
 

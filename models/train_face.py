@@ -46,6 +46,7 @@ class FaceConfig:
     keep: str = "best"
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(rotate_deg=10, shear=0.05))
     threads: int | None = None
+    device: str = "cpu"  # cpu | cuda
     builder: str | None = None  # override the family's builder (the MobileNetV2 variant)
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     # "identities": 10 people never seen in training are the test (default); "paper": 30 people, each person's
@@ -90,9 +91,10 @@ def face_config(recipe: str = "face", **overrides: Any) -> FaceConfig:
 
 def _embed(model: torch.nn.Module, x: np.ndarray, mean: float, std: float) -> np.ndarray:
     model.eval()
+    dev = next(model.parameters()).device
     with torch.inference_mode():
         xb = (torch.from_numpy(x).float() / 255.0 - mean) / std
-        return torch.cat([model(c) for c in torch.split(xb, 128)]).numpy()
+        return torch.cat([model(c.to(dev)).cpu() for c in torch.split(xb, 128)]).numpy()
 
 
 def _augmented(x: np.ndarray, cfg: FaceConfig, gen: torch.Generator) -> torch.Tensor:
@@ -136,8 +138,32 @@ def _score_test(test_pairs: tuple[np.ndarray, np.ndarray], threshold: float) -> 
             "test_best_threshold": verification_metrics(*test_pairs)}
 
 
-def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
+# settings a resumed run may change: how long and where it runs, not what it learns
+RESUMABLE_CHANGES = ("epochs", "patience", "threads", "device", "eval_epochs")
+
+
+def _resume_state(last: Path, cfg: FaceConfig) -> dict[str, Any]:
+    """``last.pt`` of an interrupted run, refused when it was trained with other settings than ``cfg``."""
+    st = torch.load(last, map_location="cpu", weights_only=False)
+    have = st.get("config", {})
+    want = json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))
+    diff = [f"{k} {have.get(k)!r} -> {v!r}" for k, v in want.items()
+            if k not in RESUMABLE_CHANGES and have.get(k) != v]
+    if diff:
+        raise EdgeError(f"--resume: {last} was trained with other settings ({'; '.join(diff)}); "
+                        "resume with the same ones, or train into another --out")
+    return st
+
+
+def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False) -> dict[str, Any]:
+    """Train the embedder; ``last.pt`` after every epoch lets ``resume`` go on where an interrupted run stopped
+    (bit for bit where an unbroken run repeats itself, e.g. one CPU thread: every random state is kept) or run a
+    finished one for more epochs."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if cfg.device not in ("cpu", "cuda"):
+        raise EdgeError(f"unknown device '{cfg.device}': cpu or cuda")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise EdgeError("--device cuda: no CUDA device here (use --device cpu)")
     timer = Timer()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -162,7 +188,8 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         raise EdgeError("face training needs at least two people")
     by_person = {p: np.flatnonzero(ytr == p) for p in people}
     kwargs = dict(cfg.builder_kwargs) if cfg.builder else dict(fam.builder_kwargs)
-    model = build(fam, cfg.builder, **kwargs)
+    dev = torch.device(cfg.device)
+    model = build(fam, cfg.builder, **kwargs).to(dev)
     xd, td = _distill_set(cfg, log) if cfg.teacher else (None, None)
     if td is not None and kwargs.get("embedding_size", 128) != td.shape[1]:
         raise EdgeError(f"the teacher's vectors have {td.shape[1]} values; the student makes "
@@ -177,39 +204,68 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     at_epochs: list[dict[str, Any]] = []
     mean, std = spec.mean[0], spec.std[0]
-    best, best_state, history, stale = -1.0, None, [], 0
+    best, best_state, history, stale, start = -1.0, None, [], 0, 0
     rng = np.random.default_rng(cfg.seed)
-    for epoch in range(cfg.epochs):
+    tdev = torch.from_numpy(td).to(dev) if td is not None else None
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    if resume and not last.exists():
+        log(f"--resume: no {last} yet, starting from epoch 1")
+    elif resume:
+        st = _resume_state(last, cfg)
+        model.load_state_dict(st["model"])
+        start, best, best_state, history, stale = st["epoch"], st["best"], st["best_state"], st["history"], st["stale"]
+        at_epochs = [a for a in st["at_epochs"] if a["epoch"] in cfg.eval_epochs]
+        # the schedule spans the (possibly longer) new run: fast-forwarded to where the run was, and its rate kept
+        # over the saved one (the cosine is computed step by step from the rate it finds)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(start):
+                sched.step()
+        rates = [g["lr"] for g in opt.param_groups]
+        opt.load_state_dict(st["opt"])
+        for g, r in zip(opt.param_groups, rates):
+            g["lr"] = r
+        gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
+        rng.bit_generator.state = st["rng"]
+        if history:  # wall time counts the earlier part too
+            timer.t0 -= history[-1]["minutes"] * 60
+        log(f"resumed at epoch {start}")
+    for epoch in range(start, cfg.epochs):
+        if stale >= cfg.patience:  # a resumed run that had already stopped early
+            break
         model.train()
         total, cos_sum = 0.0, 0.0
         for _ in tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False, file=sys.stderr):
             chosen = rng.choice(people, size=min(cfg.people_per_batch, len(people)), replace=False)
             idx = np.concatenate([rng.choice(by_person[p], cfg.shots_per_person, replace=len(by_person[p]) <
                                              cfg.shots_per_person) for p in chosen])
-            xb = _augmented(xtr[idx], cfg, gen)
+            xb = _augmented(xtr[idx], cfg, gen).to(dev)
             emb = model((xb - mean) / std)
-            lab = torch.from_numpy(ytr[idx])
-            iu = torch.triu_indices(len(idx), len(idx), 1)
+            lab = torch.from_numpy(ytr[idx]).to(dev)
+            iu = torch.triu_indices(len(idx), len(idx), 1, device=dev)
             same = (lab[iu[0]] == lab[iu[1]]).float()
             loss = contrastive_loss(emb[iu[0]], emb[iu[1]], same, cfg.margin)
-            if xd is not None and td is not None:
+            if xd is not None and tdev is not None:
                 j = rng.choice(len(xd), min(cfg.distill_batch, len(xd)), replace=False)
-                xj = _augmented(xd[j], cfg, gen)
-                cos = (model((xj - mean) / std) * torch.from_numpy(td[j])).sum(1)
+                xj = _augmented(xd[j], cfg, gen).to(dev)
+                cos = (model((xj - mean) / std) * tdev[torch.from_numpy(j).to(dev)]).sum(1)
                 loss = loss + cfg.distill_weight * (1 - cos).mean()
                 cos_sum += float(cos.detach().mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach())
+        rate = opt.param_groups[0]["lr"]
         sched.step()
         val = verification_metrics(*_pairs(model, xs, "val", mean, std))
-        history.append({"epoch": epoch + 1, "loss": round(total / cfg.steps_per_epoch, 4), "val_auc": val["roc_auc"],
-                        "val_eer": val["eer"], "minutes": timer.minutes})
+        history.append({"epoch": epoch + 1, "lr": rate, "loss": round(total / cfg.steps_per_epoch, 4),
+                        "val_auc": val["roc_auc"], "val_eer": val["eer"], "minutes": timer.minutes})
         if xd is not None:  # how closely the student follows the teacher (1 = same direction)
             history[-1]["teacher_cos"] = round(cos_sum / cfg.steps_per_epoch, 4)
-        log(f"epoch {epoch + 1}: loss {total / cfg.steps_per_epoch:.4f}  val AUC {val['roc_auc']:.4f}  "
-            f"EER {val['eer']:.4f}")
         if epoch + 1 in cfg.eval_epochs:
             at_epochs.append({"epoch": epoch + 1, "loss": history[-1]["loss"], "minutes": timer.minutes,
                               **_score_test(_pairs(model, xs, "test", mean, std), val["threshold"])})
@@ -221,10 +277,16 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-            if stale >= cfg.patience:
-                log("early stop")
-                break
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "best": best,
+                    "best_state": best_state, "history": history, "stale": stale, "at_epochs": at_epochs,
+                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "rng": rng.bit_generator.state,
+                    "config": json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))}, last)
+        log(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  val AUC {val['roc_auc']:.4f}  EER {val['eer']:.4f}")
+        if stale >= cfg.patience:
+            log("early stop")
+            break
     model.load_state_dict(best_state)
+    model = model.cpu()  # checkpoints hold CPU tensors
     val_pairs, test_pairs = _pairs(model, xs, "val", mean, std), _pairs(model, xs, "test", mean, std)
     val = verification_metrics(*val_pairs)
     scored = _score_test(test_pairs, val["threshold"])
@@ -234,7 +296,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None) -> dict[str, Any]:
              out / "roc.png", f"face verification, {who}")
     metrics = {"family": "face", "protocol": cfg.protocol, "val": val, "test": test, "test_best_threshold": test_oracle,
                "history": history, "at_epochs": at_epochs,
-               "wall_minutes": timer.minutes, "hardware": hardware(),
+               "wall_minutes": timer.minutes, "hardware": hardware(cfg.device),
                "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
                "data": {"train_people": int(len(people)), "val_people": int(len(np.unique(xs["val"][1]))),
                         "test_people": int(len(np.unique(xs["test"][1]))), "train_images": int(len(xtr)),
@@ -262,12 +324,13 @@ GRID = {"optimizer": ("sgd", "adam"), "lr": (0.01, 0.001)}
 
 def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
                     grid: dict[str, tuple[Any, ...]] | None = None,
-                    cells: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+                    cells: list[tuple[str, float]] | None = None, resume: bool = False) -> dict[str, Any]:
     """The paper's optimiser x learning-rate x epochs table, on its protocol (30 seen people, images 8:2).
 
     One run per optimiser x lr at a constant learning rate, scored after 1/2, 3/4 and all of ``base.epochs``
-    (the paper's 50 / 75 / 100). ``cells`` keeps only these (optimiser, lr) pairs (a CPU session's share).
-    Writes ``grid.json`` and ``grid.md`` in ``out``.
+    (the paper's 50 / 75 / 100). ``cells`` keeps only these (optimiser, lr) pairs (a CPU session's share);
+    ``resume`` goes on with a cell that was interrupted (its ``last.pt``). Writes ``grid.json`` and ``grid.md``
+    in ``out``.
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     e = base.epochs
@@ -285,7 +348,7 @@ def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
             m = _finished_run(run, cfg)
             if m is None:
                 log(f"grid: {optimizer} lr {lr:g}, {e} epochs")
-                m = train_face(cfg, run, log)
+                m = train_face(cfg, run, log, resume=resume)
             else:
                 log(f"grid: {optimizer} lr {lr:g}: reusing {run / 'metrics.json'} (same settings)")
             for snap in m["at_epochs"]:
@@ -294,7 +357,7 @@ def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
                              "f1": t["f1"], "f1_balanced": t["f1_balanced"], "f1_best_threshold": o["f1"],
                              "eer": t["eer"], "roc_auc": t["roc_auc"], "threshold": t["threshold"]})
     grid = {"protocol": "paper", "epochs": list(checkpoints), "rows": rows, "wall_minutes": timer.minutes,
-            "hardware": hardware(), "config": {**asdict(base), "augment": asdict(base.augment)}}
+            "hardware": hardware(base.device), "config": {**asdict(base), "augment": asdict(base.augment)}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid, indent=2) + "\n")
     (out / "grid.md").write_text(grid_table(grid))
@@ -312,9 +375,10 @@ def _finished_run(run: Path, cfg: FaceConfig) -> dict[str, Any] | None:
     have = dict(m.get("config", {}))
     if "augment" in have:  # augmentation settings added later count as their (off) defaults too
         have["augment"] = {**json.loads(json.dumps(asdict(AugmentConfig()))), **have["augment"]}
-    # threads change no result; the paper protocol runs every epoch whatever the patience; settings added to
-    # FaceConfig after a run count as their defaults
-    same = all(have.get(k, default.get(k)) == v for k, v in want.items() if k not in ("threads", "patience"))
+    # threads and device change no result (beyond float rounding); the paper protocol runs every epoch whatever
+    # the patience; settings added to FaceConfig after a run count as their defaults
+    same = all(have.get(k, default.get(k)) == v for k, v in want.items()
+               if k not in ("threads", "patience", "device"))
     return m if same and "at_epochs" in m else None
 
 

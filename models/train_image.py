@@ -504,7 +504,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     test.update(beyond_test(model, xt, yt, spec, cfg.eval_shifts, masks["test"] if masks is not None else None, log))
     metrics = {
         "family": cfg.family, "val": val, "test": test, "history": history, "wall_minutes": timer.minutes,
-        "hardware": hardware(), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
+        "hardware": hardware(cfg.device), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
         "data": {"train": len(xtr), "val": len(xs["val"][0]), "test": len(xt),
                  "hash": data_hash(parts["train"] + parts["val"] + parts["test"]),
                  "source": str(data) if data else fam.dataset, **({"split": split.note} if split.note else {})},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -213,6 +214,58 @@ def test_face_short_run_reports_verification_on_unseen_people(tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 1000
 
 
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_face_run_interrupted_and_resumed_ends_as_the_whole_run(tmp_path):
+    """Ctrl-C after epoch 2 of 3, then --resume: the same weights, threshold and history as one unbroken run
+    (the cosine schedule, Adam's moments and every random stream are carried over); other settings are refused."""
+    from edge.models.train_face import FaceConfig, train_face
+
+    def cfg(**kw):  # one thread: two threads' reductions make even one unbroken run differ from the next
+        return FaceConfig(**{"imgsz": 32, "epochs": 3, "steps_per_epoch": 2, "patience": 9, "threads": 1, **kw})
+
+    threads = torch.get_num_threads()
+    try:
+        _interrupted_and_resumed(cfg, train_face, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _interrupted_and_resumed(cfg, train_face, tmp_path):
+    whole = train_face(cfg(), tmp_path / "whole", log=lambda *_: None)
+
+    def stop_after_two(msg):
+        if msg.startswith("epoch 2:"):
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train_face(cfg(), tmp_path / "cut", log=stop_after_two)
+    assert not (tmp_path / "cut" / "best.pt").exists()
+    logs: list[str] = []
+    resumed = train_face(cfg(), tmp_path / "cut", log=logs.append, resume=True)
+    assert "resumed at epoch 2" in logs and sum(x.startswith("epoch ") for x in logs) == 1
+    strip = [{k: v for k, v in h.items() if k != "minutes"} for h in whole["history"]]
+    assert [{k: v for k, v in h.items() if k != "minutes"} for h in resumed["history"]] == strip
+    a = read_checkpoint(tmp_path / "whole" / "best.pt")
+    b = read_checkpoint(tmp_path / "cut" / "best.pt")
+    assert a["meta"]["threshold"] == b["meta"]["threshold"]
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    # a finished run goes on for more epochs, on the cosine of the longer run (epoch 4 of 6 at half the rate)
+    longer = train_face(cfg(epochs=6), tmp_path / "whole", log=logs.append, resume=True)
+    assert len(longer["history"]) == 6 and "resumed at epoch 3" in logs
+    assert [h["lr"] for h in longer["history"][3:]] == pytest.approx([1e-3 * (1 + math.cos(math.pi * e / 6)) / 2
+                                                                      for e in (3, 4, 5)])
+    with pytest.raises(EdgeError, match=r"other settings \(lr 0.001 -> 0.01\)"):
+        train_face(cfg(lr=0.01), tmp_path / "cut", log=lambda *_: None, resume=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(EdgeError, match="no CUDA device"):
+            train_face(cfg(device="cuda"), tmp_path / "gpu", log=lambda *_: None)
+
+
 @pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
 def test_face_keep_last_keeps_the_end_of_the_schedule(tmp_path):
     from edge.models.train_face import FaceConfig, train_face
@@ -385,12 +438,16 @@ def test_face_and_bench_flags_refuse_what_they_cannot_do(tmp_path):
     for args, said in ((("trail", "--clahe", "2"), "edge train trail does not read --clahe (read by: face, fer"),
                        (("trail", "--init", str(tmp_path)), "does not read --init (read by: fer, tomato, asl)"),
                        (("trail", "--epochs", "3"), "does not read --epochs (read by: face, fer, tomato, asl)"),
-                       (("face", "--batch", "8", "--resume"),
-                        "edge train face does not read --batch (read by: fer, tomato, asl); --resume"),
+                       (("face", "--batch", "8", "--init", str(tmp_path)),
+                        "edge train face does not read --batch (read by: fer, tomato, asl); --init"),
+                       (("trail", "--resume"), "does not read --resume (read by: face, fer, tomato, asl)"),
                        (("fer", "--protocol", "paper", "--label", "outcome"),
                         "edge train fer does not read --label (read by: trail); --protocol (read by: face)")):
         r = run_edge("train", *args)
         assert r.returncode == 2 and said in r.stderr, (args, r.stderr)
+    if not torch.cuda.is_available():  # face reads --device now, and says at once when there is no GPU
+        r = run_edge("train", "face", "--device", "cuda", "--out", str(tmp_path / "gpu"))
+        assert r.returncode != 0 and "--device cuda: no CUDA device here" in r.stderr
     r = run_edge("bench", "apps", "--what", "attend", "--face-model", str(tmp_path / "none.onnx"), "--out",
                  str(tmp_path))
     assert r.returncode != 0 and "--face-model: no such file" in r.stderr
