@@ -1,4 +1,5 @@
-"""Export the trail tree to C and MicroPython; parity is bit-exact on every row of the weather data."""
+"""Export the trail tree to C and MicroPython; parity is bit-exact on every row of the weather data and on
+readings over the station's whole range."""
 
 from __future__ import annotations
 
@@ -18,18 +19,30 @@ from edge.formats import Format, artifact_name
 from edge.manifest import Manifest, write_manifest
 from edge.parity import check, parity
 
+# readings drawn over the station's whole range for the parity check (the deployed tree answers for all of them)
+RANGE_READINGS = 5_000
+
 
 def weather_rows() -> tuple[np.ndarray, str]:
-    """Every valid row of the weather data, or a grid over the sensor's range when the data is absent."""
-    from edge.weather import load_weather
+    """Every valid row of the weather data (a grid over the station's range when the data is absent), plus
+    readings drawn over that range: the tree must be bit-exact wherever the station can read, not only on
+    Semarang's days."""
+    import json
 
+    from edge.weather import label_config, load_weather, range_readings, station_range
+
+    cfg = json.loads(label_config().read_text())
+    drawn = range_readings(cfg, RANGE_READINGS, seed=2024)
+    also = f" + {RANGE_READINGS} readings drawn over the station's range"
     path = data_root() / "weather" / "bmkg_semarang_2017_2023.csv"
     try:
         table = load_weather(path)
-        return table.X, f"real: every valid row of {path.name} ({len(table.X)} rows)"
+        return np.concatenate([table.X, drawn]), f"real: every valid row of {path.name} ({len(table.X)} rows){also}"
     except EdgeError:
-        t, h, w = np.meshgrid(np.arange(15, 40, 0.5), np.arange(30, 100, 2.0), np.arange(0, 60, 3.0))
-        return np.stack([t.ravel(), h.ravel(), w.ravel()], 1), "synthetic: grid over the sensor range"
+        (t0, t1), (h0, h1), (w0, w1) = station_range(cfg)
+        t, h, w = np.meshgrid(np.arange(t0, t1 + 1, 1.0), np.arange(h0, h1 + 5, 5.0), np.arange(w0, w1 + 6, 6.0))
+        grid = np.stack([t.ravel(), h.ravel(), w.ravel()], 1)
+        return np.concatenate([grid, drawn]), f"synthetic: a grid over the station's range ({len(grid)} rows){also}"
 
 
 def export_tree(family: Family, formats: list[Format], out: Path, checkpoint: Path | None,

@@ -66,6 +66,8 @@ def test_c_and_micropython_are_bit_exact_on_every_row_and_over_the_range(trail_r
     assert np.array_equal(run_on_micropython(trail_run / "artifacts" / "trail" / "trail.py", X), expected)
     man = py_model.manifest
     assert man.parity["max_abs_diff"] == 0 and man.parity["micropython"]["max_abs_diff"] == 0
+    # the export's own check covered the station's range too, not only Semarang's 2,494 days
+    assert "readings drawn over the station's range" in man.parity["inputs"] and man.parity["n"] == 2494 + 5000
     assert man.input.features == ["temperature_c", "humidity_pct", "wind_kmh"]
 
 
@@ -244,3 +246,20 @@ def test_eval_on_a_bmkg_online_file_leaves_days_without_rainfall_out_of_the_outc
     rule = evaluate(resolve_model("trail"), f, progress=False)
     assert rule["label"] == "rule" and rule["scored_rows"] == 4 and rule["without_rainfall"] == 0
     assert rule["accuracy"] == 1.0  # the dry day, the storm-free humid days: the tree says what the rule says
+
+
+def test_tree_parity_rows_span_the_station_range_with_or_without_the_data(monkeypatch, tmp_path):
+    """What `edge export trail` checks bit-exactness on: the data rows (when present) and the whole station range,
+    a summit's -10 C and a storm's 108 km/h included; without the data, a grid over that range."""
+    import json
+
+    from edge.export.tree_export import RANGE_READINGS, weather_rows
+    from edge.weather import label_config, station_range
+
+    lo, hi = station_range(json.loads(label_config().read_text())).T
+    monkeypatch.setenv("EDGE_DATA", str(tmp_path / "no-data"))
+    rows, source = weather_rows()
+    assert source.startswith("synthetic: a grid over the station's range")
+    np.testing.assert_array_equal(rows.min(0), lo)
+    np.testing.assert_array_equal(rows.max(0), hi)
+    assert len(rows) > RANGE_READINGS and np.isfinite(rows).all()
