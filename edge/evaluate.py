@@ -44,18 +44,19 @@ def parse_class_map(text: str | None) -> dict[str, str]:
 
 
 def match_classes(folders: list[str], classes: list[str], mapping: dict[str, str],
-                  skip_unknown: bool = False) -> list[int]:
-    """The model's class index of each folder (``edge.class_names.match_class``: case, spaces, '-', '_' and other
-    data sets' names); folders that name no class are refused, all of them at once, or with ``skip_unknown`` get -1."""
+                  skip_unknown: bool = False) -> list[tuple[int, str]]:
+    """The model's class index of each folder and how it matched (``edge.class_names.match_class``: case, spaces,
+    '-', '_' and other data sets' names); folders that name no class are refused, all of them at once, or with
+    ``skip_unknown`` get (-1, '')."""
     from edge.class_names import match_class
 
-    out = [match_class(f, classes, mapping)[0] for f in folders]
-    unknown = [f for f, i in zip(folders, out) if i is None]
+    out = [match_class(f, classes, mapping) for f in folders]
+    unknown = [f for f, (i, _) in zip(folders, out) if i is None]
     if unknown and not skip_unknown:
         raise EdgeError(f"class folders {', '.join(unknown)} name none of the model's classes "
                         f"({', '.join(classes)}); rename them or map them, e.g. --map {unknown[0]}={classes[0]}, "
                         "or leave them out with --skip-unknown")
-    return [-1 if i is None else i for i in out]
+    return [(-1, "") if i is None else (i, how) for i, how in out]
 
 
 def labelled_pictures(data: Path) -> tuple[list[str], list[Any], dict[str, int], str]:
@@ -174,10 +175,11 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
         raise EdgeError(f"{data} is split into {', '.join(parts)}: score one, e.g. --data {data / parts[-1]}")
     folders, samples, skipped, layout = labelled_pictures(data)
     used = sorted({s.label for s in samples})  # empty folders are reported, not matched
-    labels = [-1] * len(folders)
+    labels, how = [-1] * len(folders), [""] * len(folders)
     if man.task == "classify":
-        for i, k in zip(used, match_classes([folders[i] for i in used], man.classes, mapping or {}, skip_unknown)):
-            labels[i] = k
+        for i, (k, by) in zip(used, match_classes([folders[i] for i in used], man.classes, mapping or {},
+                                                  skip_unknown)):
+            labels[i], how[i] = k, by
         left_out = {folders[i]: sum(s.label == i for s in samples) for i in used if labels[i] < 0}
         samples = [s for s in samples if labels[s.label] >= 0]
         if not samples:
@@ -220,11 +222,9 @@ def _pictures(model: Any, artifact: str, data: Path, mapping: dict[str, str] | N
     }
     report["layout"] = layout
     if man.task == "classify":
-        from edge.class_names import match_class
-
         report.update(_class_scores(yy, outs.argmax(1), man.classes))
         report["folders"] = {f: man.classes[i] for f, i in zip(folders, labels) if i >= 0}
-        report["matched_by"] = {f: match_class(f, man.classes, mapping)[1] for f in report["folders"]}
+        report["matched_by"] = {f: by for f, i, by in zip(folders, labels, how) if i >= 0}
         report["left_out"] = left_out  # --skip-unknown: folders naming no class, with their pictures
         probs = softmax_t(outs, man.temperature or 1.0)  # confidences as the apps show them (calibrated)
         wrong = np.flatnonzero(outs.argmax(1) != yy)

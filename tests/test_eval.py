@@ -155,7 +155,7 @@ def test_eval_refuses_what_it_cannot_score(tmp_path):
     assert proc.returncode == 2 and f"e.g. --data {tmp_path / 'split' / 'test'}" in proc.stderr
     with pytest.raises(EdgeError, match="folder=class"):
         parse_class_map("joy")
-    assert match_classes(["Joy", "SAD"], ["happy", "sad"], parse_class_map("joy=Happy")) == [0, 1]
+    assert match_classes(["Joy", "SAD"], ["happy", "sad"], parse_class_map("joy=Happy")) == [(0, "--map"), (1, "name")]
 
 
 def test_eval_scores_the_trail_tree_on_a_station_csv_without_sklearn(tmp_path):
