@@ -55,6 +55,7 @@ def test_eval_scores_a_folder_as_the_runtime_does_without_torch(tmp_path):
     assert report["pictures"] == 24 and report["unreadable"] == 1 and report["unreadable_files"] == ["angry/notes.png"]
     assert report["empty_folders"] == ["unsorted"] and report["no_face_found"] is None
     assert report["folders"] == {"Happy": "happy", "angry": "angry", "joy": "sad"}
+    assert report["matched_by"] == {"Happy": "name", "angry": "name", "joy": "--map"}
     # the same pictures through the runtime by hand
     model = runtime.load(ZOO / "fer" / "fer.int8.onnx")
     classes = model.classes
@@ -135,6 +136,7 @@ def test_eval_refuses_what_it_cannot_score(tmp_path):
     proc = run_edge("eval", "fer", "--data", str(tmp_path / "mine"), "--skip-unknown", "--as-is", "--json")
     report = json.loads(proc.stdout)
     assert report["left_out"] == {"contempt": 8} and report["pictures"] == 16 and "contempt" not in report["folders"]
+    assert "contempt" not in report["matched_by"]
     proc = run_edge("eval", "fer", "--data", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "data not found" in proc.stderr
     shutil.copytree(data_root() / "faces" / "orl" / "s10", tmp_path / "one" / "s10")
