@@ -157,8 +157,8 @@ def _resume_state(last: Path, cfg: FaceConfig) -> dict[str, Any]:
 
 def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False) -> dict[str, Any]:
     """Train the embedder; ``last.pt`` after every epoch lets ``resume`` go on where an interrupted run stopped
-    (bit for bit where an unbroken run repeats itself, e.g. one CPU thread: every random state is kept) or run a
-    finished one for more epochs."""
+    (bit for bit on the same machine and thread count: every random state is kept) or run a finished one for
+    more epochs."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if cfg.device not in ("cpu", "cuda"):
         raise EdgeError(f"unknown device '{cfg.device}': cpu or cuda")
