@@ -30,6 +30,41 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def config_json(cfg: Any) -> dict[str, Any]:
+    """A trainer's dataclass config as plain JSON values (what metrics.json and last.pt record)."""
+    from dataclasses import asdict
+
+    return json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))
+
+
+def refuse_other_settings(last: Path, saved: dict[str, Any] | None, cfg: Any, may_change: tuple[str, ...]) -> None:
+    """--resume goes on only with the settings the run was trained with, bar ``may_change`` (how long and where it
+    runs); ``saved`` is None for a last.pt older than this check."""
+    if saved is None:
+        return
+    diff = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in config_json(cfg).items()
+            if k not in may_change and saved.get(k) != v]
+    if diff:
+        raise EdgeError(f"--resume: {last} was trained with other settings ({'; '.join(diff)}); resume with the "
+                        "same ones, or train into another --out")
+
+
+def random_state() -> dict[str, Any]:
+    """torch's global random streams (dropout's draws), for last.pt."""
+    st: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def restore_random_state(st: dict[str, Any]) -> None:
+    """Put back what ``random_state`` kept (a last.pt from before it kept them is left as is)."""
+    if "torch_rng" in st:
+        torch.set_rng_state(st["torch_rng"])
+    if "cuda_rng" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda_rng"])
+
+
 # decoded images and hand masks, shared by every run (keyed by file list, colour and size)
 CACHE_DIR = Path("runs") / "cache"
 

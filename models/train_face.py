@@ -24,7 +24,18 @@ from edge.metrics import pair_scores, verification_metrics
 from edge.models.augment import AugmentConfig, augment, equalized_float
 from edge.models.checkpoint import build, save_checkpoint
 from edge.models.siamese import contrastive_loss
-from edge.models.train_common import CACHE_DIR, Timer, cache_images, data_hash, hardware, seed_everything
+from edge.models.train_common import (
+    CACHE_DIR,
+    Timer,
+    cache_images,
+    config_json,
+    data_hash,
+    hardware,
+    random_state,
+    refuse_other_settings,
+    restore_random_state,
+    seed_everything,
+)
 from edge.plots import plot_roc
 
 
@@ -145,13 +156,7 @@ RESUMABLE_CHANGES = ("epochs", "patience", "threads", "device", "eval_epochs")
 def _resume_state(last: Path, cfg: FaceConfig) -> dict[str, Any]:
     """``last.pt`` of an interrupted run, refused when it was trained with other settings than ``cfg``."""
     st = torch.load(last, map_location="cpu", weights_only=False)
-    have = st.get("config", {})
-    want = json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))
-    diff = [f"{k} {have.get(k)!r} -> {v!r}" for k, v in want.items()
-            if k not in RESUMABLE_CHANGES and have.get(k) != v]
-    if diff:
-        raise EdgeError(f"--resume: {last} was trained with other settings ({'; '.join(diff)}); "
-                        "resume with the same ones, or train into another --out")
+    refuse_other_settings(last, st["config"], cfg, RESUMABLE_CHANGES)
     return st
 
 
@@ -229,7 +234,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False
         for g, r in zip(opt.param_groups, rates):
             g["lr"] = r
         gen.set_state(st["gen"])
-        torch.set_rng_state(st["torch_rng"])
+        restore_random_state(st)
         rng.bit_generator.state = st["rng"]
         if history:  # wall time counts the earlier part too
             timer.t0 -= history[-1]["minutes"] * 60
@@ -279,8 +284,8 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False
             stale += 1
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "best": best,
                     "best_state": best_state, "history": history, "stale": stale, "at_epochs": at_epochs,
-                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "rng": rng.bit_generator.state,
-                    "config": json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))}, last)
+                    "gen": gen.get_state(), **random_state(), "rng": rng.bit_generator.state,
+                    "config": config_json(cfg)}, last)
         log(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}  val AUC {val['roc_auc']:.4f}  EER {val['eer']:.4f}")
         if stale >= cfg.patience:
             log("early stop")
@@ -370,7 +375,7 @@ def _finished_run(run: Path, cfg: FaceConfig) -> dict[str, Any] | None:
         m = json.loads((run / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    want = json.loads(json.dumps({**asdict(cfg), "augment": asdict(cfg.augment)}))
+    want = config_json(cfg)
     default = json.loads(json.dumps(asdict(FaceConfig())))
     have = dict(m.get("config", {}))
     if "augment" in have:  # augmentation settings added later count as their (off) defaults too

@@ -24,8 +24,12 @@ from edge.models.train_common import (
     CACHE_DIR,
     Timer,
     cache_images,
+    config_json,
     data_hash,
     hardware,
+    random_state,
+    refuse_other_settings,
+    restore_random_state,
     seed_everything,
 )
 from edge.plots import plot_confusion
@@ -366,6 +370,11 @@ def _score_teacher(teacher: tuple[Path, Any, bool], cfg: TrainConfig, samples: l
     return logits, y
 
 
+# settings a resumed run may change: how long, where and what else it is scored on, not what it learns (--init only
+# starts a run)
+RESUMABLE_CHANGES = ("epochs", "patience", "threads", "device", "init", "eval_backgrounds", "eval_shifts")
+
+
 def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resume: bool = False,
                      log: Any = None) -> dict[str, Any]:
     """Train, early-stop on val accuracy, score the best weights on test, save checkpoint + metrics."""
@@ -437,6 +446,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         init_from(model, Path(cfg.init), cfg.family, classes, log)
     if resume and last.exists():
         st = torch.load(last, map_location="cpu", weights_only=False)
+        refuse_other_settings(last, st.get("config"), cfg, RESUMABLE_CHANGES)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         start, best_acc, history, stale = st["epoch"] + 1, st["best_acc"], st["history"], st["stale"]
@@ -449,6 +459,9 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                 sched.step()
         best_state = st["best_state"]
         gen.set_state(st["gen"])
+        restore_random_state(st)  # dropout's draws; the background draws below
+        if "np_rng" in st and pool is not None:
+            np_rng.bit_generator.state = st["np_rng"]
         if history:  # wall time counts the earlier part too
             timer.t0 -= history[-1]["minutes"] * 60
         log(f"resumed at epoch {start}")
@@ -484,7 +497,6 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         val_acc = float((_predict(model, xv, spec).argmax(1) == yv).mean())
         history.append({"epoch": epoch + 1, "loss": round(total / max(seen, 1), 4), "val_acc": round(val_acc, 4),
                         "minutes": timer.minutes})
-        log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val acc {val_acc:.4f}  ({timer.minutes} min)")
         if val_acc >= best_acc:  # a tie keeps the later, longer-trained weights (small val sets saturate early)
             stale = 0 if val_acc > best_acc else stale + 1
             best_acc, best_state = val_acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -492,7 +504,10 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             stale += 1
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch, "best_acc": best_acc, "history": history, "stale": stale,
-                    "best_state": best_state, "gen": gen.get_state()}, last)
+                    "best_state": best_state, "gen": gen.get_state(), **random_state(),
+                    **({"np_rng": np_rng.bit_generator.state} if pool is not None else {}),
+                    "config": config_json(cfg)}, last)
+        log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val acc {val_acc:.4f}  ({timer.minutes} min)")
         if stale >= cfg.patience:
             log(f"early stop: val accuracy has not improved for {cfg.patience} epochs")
             break

@@ -137,3 +137,46 @@ def test_hands_placed_otherwise_move_where_they_say():
     assert dots(hand_positioned(x, 0.0, 1.5, 0.0))[0] == (32, 56)
     shifted = dots(hand_positioned(x, 0.0, 1.0, 0.125))  # 8 px
     assert shifted == [(32, 56), (40, 48), (32, 40), (24, 48)]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_asl_run_with_backgrounds_interrupted_and_resumed_ends_as_the_whole_run(tmp_path, monkeypatch):
+    """Ctrl-C after epoch 2 of 3, then --resume: the same weights as one unbroken run. The background draws and
+    dropout's draws go on from where they were (they were re-seeded before: a resumed run took other backgrounds);
+    a run resumed with other settings is refused."""
+    import torch
+
+    from edge.models.checkpoint import read_checkpoint
+    from edge.models.train_image import default_config, train_classifier
+
+    monkeypatch.chdir(tmp_path)  # runs/cache
+    rng = np.random.default_rng(2)
+    for c in ("fist", "finger"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(24):
+            cv2.imwrite(str(tmp_path / "data" / c / f"{c}{i:03d}.png"), _hand_on_wall(rng, shape=c)[0])
+
+    def cfg(**kw):
+        c = default_config("asl", **{"imgsz": 32, "epochs": 3, "batch": 8, "patience": 9, "backgrounds": 1.0, **kw})
+        c.builder_kwargs = {"stochastic_depth": 0.2}  # block drop and B4's dropout draw from torch's global stream
+        return c
+
+    def stop_after_two(msg):
+        if msg.startswith("epoch 2:"):
+            raise _Interrupted
+
+    train_classifier(cfg(), tmp_path / "whole", data=tmp_path / "data", log=lambda *_: None)
+    with pytest.raises(_Interrupted):
+        train_classifier(cfg(), tmp_path / "cut", data=tmp_path / "data", log=stop_after_two)
+    logs: list[str] = []
+    train_classifier(cfg(), tmp_path / "cut", data=tmp_path / "data", resume=True, log=logs.append)
+    assert any("resumed at epoch 2" in x for x in logs) and sum(x.startswith("epoch ") for x in logs) == 1
+    a, b = (read_checkpoint(tmp_path / r / "best.pt")["state_dict"] for r in ("whole", "cut"))
+    for k, v in a.items():
+        assert torch.equal(v, b[k]), k
+    with pytest.raises(EdgeError, match=r"other settings \(backgrounds 1.0 -> 0.5\)"):
+        train_classifier(cfg(backgrounds=0.5), tmp_path / "cut", data=tmp_path / "data", resume=True,
+                         log=lambda *_: None)
