@@ -242,16 +242,19 @@ def _split_fer(root: Path) -> Split:
     from edge.families import FER_CLASSES
 
     parts: dict[str, list[Sample]] = {}
+    skipped: dict[str, int] = {}
     for part in ("train", "val", "test"):
         d = root / part
         if not d.is_dir():
             raise EdgeError(f"FER2013 split not found: {d}")
-        parts[part] = [
-            Sample(p, i, f"{part}/{c}/{p.stem}")
-            for i, c in enumerate(FER_CLASSES)
-            for p in sorted((d / c).glob("*.png"))
-        ]
-    return Split(list(FER_CLASSES), parts)
+        parts[part] = []
+        for i, c in enumerate(FER_CLASSES):
+            found = sorted((d / c).glob("*.png"))
+            if not found:  # said, not silently a class with no pictures
+                why = "missing class folder" if not (d / c).is_dir() else "empty class folder"
+                skipped[f"{why} {part}/{c}"] = 1
+            parts[part] += [Sample(p, i, f"{part}/{c}/{p.stem}") for p in found]
+    return Split(list(FER_CLASSES), parts, skipped)
 
 
 def _split_tomato(root: Path, fractions: dict[str, float] | None) -> Split:
@@ -262,18 +265,33 @@ def _split_tomato(root: Path, fractions: dict[str, float] | None) -> Split:
     if not manifest.exists():
         raise EdgeError(f"tomato manifest not found: {manifest}")
     fractions = fractions or {"train": 0.7, "val": 0.15, "test": 0.15}
-    samples, skipped = [], {}
-    with open(manifest, newline="") as fh:
-        for rec in csv.DictReader(fh):
-            if rec["label"] not in TOMATO_CLASSES:
-                skipped[f"unknown label {rec['label']}"] = skipped.get(f"unknown label {rec['label']}", 0) + 1
+    samples: list[Sample] = []
+    skipped: dict[str, int] = {}
+
+    def skip(why: str) -> None:
+        skipped[why] = skipped.get(why, 0) + 1
+
+    with open(manifest, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.DictReader(fh)
+        lacking = [c for c in ("file", "label", "source_image") if c not in (reader.fieldnames or [])]
+        if lacking:
+            raise EdgeError(f"{manifest}: no column {', '.join(lacking)} (have: {', '.join(reader.fieldnames or [])}); "
+                            "it needs file, label and source_image (the photo each crop came from)")
+        for rec in reader:
+            label, file, photo = ((rec.get(k) or "").strip() for k in ("label", "file", "source_image"))
+            if label not in TOMATO_CLASSES:
+                skip(f"unknown label {label!r}" if label else "row without a label")
                 continue
-            path = root / rec["file"]
-            if not path.exists():
-                skipped["file listed but missing"] = skipped.get("file listed but missing", 0) + 1
+            if not file or not photo:
+                skip("row without a file or source_image")
                 continue
-            photo = Path(rec["source_image"]).name.split("_jpg")[0]
-            samples.append(Sample(path, TOMATO_CLASSES.index(rec["label"]), _block_of(photo, 10)))
+            path = root / file
+            if not path.is_file():
+                skip("file listed but missing")
+                continue
+            samples.append(Sample(path, TOMATO_CLASSES.index(label), _block_of(Path(photo).name.split("_jpg")[0], 10)))
+    if not samples:
+        raise EdgeError(f"{manifest}: no usable row ({skipped or 'the file lists no crops'})")
     where = _assign({s.group for s in samples}, fractions, "tomato")
     parts: dict[str, list[Sample]] = {k: [] for k in fractions}
     for s in samples:

@@ -53,6 +53,53 @@ def test_fer_keeps_the_official_public_and_private_tests():
     assert all(s.group.startswith("test/") for s in split["test"]) and len(split["train"]) > 10000
 
 
+def test_tomato_manifest_rows_that_cannot_be_used_are_counted_and_a_broken_manifest_is_refused(tmp_path):
+    """Labels not found in the class list, blank labels, missing files: skipped and counted, the rest split; a manifest
+    without the columns it needs, or with no usable row, gets a clear error instead of a KeyError."""
+    import cv2
+
+    root = tmp_path / "tomato" / "laboro_big"
+    rows = ["file,label,source_image,bbox"]
+    for c in ("green", "half_ripened", "fully_ripened"):
+        (root / c).mkdir(parents=True)
+        for i in range(12):
+            cv2.imwrite(str(root / c / f"IMG_{i * 40:04d}_{c}.jpg"), np.full((8, 8, 3), i * 9, np.uint8))
+            rows.append(f"{c}/IMG_{i * 40:04d}_{c}.jpg,{c},train/IMG_{i * 40:04d}_jpg.rf.x.jpg,0 0 8 8")
+    rows += ["green/IMG_0001_green.jpg,overripe,train/IMG_0001_jpg.rf.x.jpg,0 0 8 8",  # not one of the classes
+             "green/IMG_0002_green.jpg,,train/IMG_0002_jpg.rf.x.jpg,0 0 8 8",  # no label
+             "green/gone.jpg,green,train/IMG_0003_jpg.rf.x.jpg,0 0 8 8",  # listed, not there
+             "green/IMG_0000_green.jpg,green,,0 0 8 8"]  # no source photo: cannot be split without leaking
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    split = split_family("tomato", tmp_path)
+    assert split.skipped == {"unknown label 'overripe'": 1, "row without a label": 1, "file listed but missing": 1,
+                             "row without a file or source_image": 1}
+    assert sum(len(p) for p in split.parts.values()) == 36
+    (root / "manifest.csv").write_text("file,class\ngreen/IMG_0000_green.jpg,green\n")
+    with pytest.raises(EdgeError, match="no column label, source_image"):
+        split_family("tomato", tmp_path)
+    (root / "manifest.csv").write_text("file,label,source_image\n")
+    with pytest.raises(EdgeError, match="no usable row"):
+        split_family("tomato", tmp_path)
+
+
+@needs["fer"]
+def test_fer_says_which_class_folders_are_missing_or_empty(tmp_path):
+    import shutil
+
+    src = data_root() / "fer2013"
+    for part in ("train", "val", "test"):
+        for c in ("happy", "sad"):
+            (tmp_path / "fer2013" / part / c).mkdir(parents=True)
+            for f in sorted((src / part / c).glob("*.png"))[:3]:
+                shutil.copy(f, tmp_path / "fer2013" / part / c)
+    (tmp_path / "fer2013" / "test" / "angry").mkdir()
+    split = split_family("fer", tmp_path)
+    assert len(split["train"]) == 6
+    assert [split.classes[i] for i in sorted({s.label for s in split["train"]})] == ["happy", "sad"]
+    assert split.skipped["empty class folder test/angry"] == 1 and "missing class folder train/angry" in split.skipped
+    assert len(split.skipped) == 3 * 5
+
+
 @needs["face"]
 def test_faces_paper_protocol_splits_images_of_the_same_30_people():
     from edge.data import split_faces_paper
