@@ -172,7 +172,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False
     timer = Timer()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    gen = seed_everything(cfg.seed)
+    gen = seed_everything(cfg.seed, deterministic=cfg.device == "cpu")
     fam = get_family("face")
     spec = replace(fam.input_spec(cfg.imgsz), clahe=cfg.clahe)
     if cfg.protocol == "paper":

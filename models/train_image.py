@@ -388,7 +388,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     timer = Timer()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    gen = seed_everything(cfg.seed)
+    gen = seed_everything(cfg.seed, deterministic=cfg.device == "cpu")
     fam = get_family(cfg.family)
     spec = replace(fam.input_spec(cfg.imgsz), clahe=cfg.clahe)
     split = load_split(cfg.family, data, log)
@@ -442,11 +442,15 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     out.mkdir(parents=True, exist_ok=True)
     start, best_acc, best_state, history, stale = 0, -1.0, None, [], 0
     last = out / "last.pt"
+    dhash = data_hash(parts["train"] + parts["val"] + parts["test"])
     if cfg.init and not (resume and last.exists()):
         init_from(model, Path(cfg.init), cfg.family, classes, log)
     if resume and last.exists():
         st = torch.load(last, map_location="cpu", weights_only=False)
         refuse_other_settings(last, st.get("config"), cfg, RESUMABLE_CHANGES)
+        if st.get("data_hash", dhash) != dhash:
+            raise EdgeError(f"--resume: {last} was trained on other pictures (--data {data or 'default'} lists "
+                            "others); resume on the same data, or train into another --out")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         start, best_acc, history, stale = st["epoch"] + 1, st["best_acc"], st["history"], st["stale"]
@@ -506,7 +510,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
                     "epoch": epoch, "best_acc": best_acc, "history": history, "stale": stale,
                     "best_state": best_state, "gen": gen.get_state(), **random_state(),
                     **({"np_rng": np_rng.bit_generator.state} if pool is not None else {}),
-                    "config": config_json(cfg)}, last)
+                    "config": config_json(cfg), "data_hash": dhash}, last)
         log(f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}  val acc {val_acc:.4f}  ({timer.minutes} min)")
         if stale >= cfg.patience:
             log(f"early stop: val accuracy has not improved for {cfg.patience} epochs")
@@ -521,7 +525,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
         "family": cfg.family, "val": val, "test": test, "history": history, "wall_minutes": timer.minutes,
         "hardware": hardware(cfg.device), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
         "data": {"train": len(xtr), "val": len(xs["val"][0]), "test": len(xt),
-                 "hash": data_hash(parts["train"] + parts["val"] + parts["test"]),
+                 "hash": dhash,
                  "source": str(data) if data else fam.dataset, **({"split": split.note} if split.note else {})},
     }
     meta = {"trained": True, "classes": classes, "input": spec.__dict__, "metrics": {

@@ -180,3 +180,6 @@ def test_asl_run_with_backgrounds_interrupted_and_resumed_ends_as_the_whole_run(
     with pytest.raises(EdgeError, match=r"other settings \(backgrounds 1.0 -> 0.5\)"):
         train_classifier(cfg(backgrounds=0.5), tmp_path / "cut", data=tmp_path / "data", resume=True,
                          log=lambda *_: None)
+    (tmp_path / "data" / "fist" / "fist023.png").unlink()
+    with pytest.raises(EdgeError, match="was trained on other pictures"):
+        train_classifier(cfg(), tmp_path / "cut", data=tmp_path / "data", resume=True, log=lambda *_: None)
