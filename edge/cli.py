@@ -362,6 +362,18 @@ def _unread_train_flags(a: argparse.Namespace, parser: argparse.ArgumentParser) 
         raise EdgeError(f"edge train {a.family} does not read {flags}")
 
 
+def _interruptible(train: Any, out: Path) -> Any:
+    """Run a trainer; on Ctrl-C say where the run stopped and how to go on (its last.pt holds the last whole epoch)."""
+    try:
+        return train()
+    except KeyboardInterrupt:
+        last = out / "last.pt"
+        if last.exists():
+            print(f"edge: interrupted; {last} holds the last finished epoch: the same command with --resume goes on "
+                  "from there", file=sys.stderr)
+        raise
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     fam = get_family(a.family)
     _unread_train_flags(a, a.parser)
@@ -418,7 +430,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 print(f"({g['wall_minutes']} min) -> {out / 'grid.json'}")
             return 0
         out = Path(a.out or f"runs/{recipe}" + ("" if a.protocol == "identities" else f"-{a.protocol}"))
-        m = train_face(fc, out, resume=a.resume)
+        m = _interruptible(lambda: train_face(fc, out, resume=a.resume), out)
         t = m["test"]
         if a.json:
             _print_json({k: m[k] for k in ("val", "test", "wall_minutes", "hardware")})
@@ -455,7 +467,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg.init = a.init
     cfg.clahe = a.clahe or 0.0
     out = Path(a.out or f"runs/{recipe}")
-    m = train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume)
+    m = _interruptible(lambda: train_classifier(cfg, out, Path(a.data) if a.data else None, resume=a.resume), out)
     if a.json:
         _print_json({k: m[k] for k in ("val", "test", "wall_minutes", "hardware")})
     else:

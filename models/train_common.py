@@ -48,6 +48,24 @@ def refuse_other_settings(last: Path, saved: dict[str, Any] | None, cfg: Any, ma
                         "same ones, or train into another --out")
 
 
+def save_last(state: dict[str, Any], last: Path) -> None:
+    """Write last.pt whole or not at all (a Ctrl-C or a full disk mid-write keeps the previous epoch's file)."""
+    tmp = last.with_name(last.name + ".partial")
+    torch.save(state, tmp)
+    tmp.replace(last)
+
+
+def load_last(last: Path) -> dict[str, Any]:
+    """An interrupted run's last.pt, or a clear error when it cannot be read."""
+    try:
+        st = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated, not a torch file, ...
+        raise EdgeError(f"--resume: {last} cannot be read ({str(exc)[:120]}); delete it to start over") from None
+    if not isinstance(st, dict) or "model" not in st or "epoch" not in st:
+        raise EdgeError(f"--resume: {last} is not a run's last.pt; delete it to start over")
+    return st
+
+
 def random_state() -> dict[str, Any]:
     """torch's global random streams (dropout's draws), for last.pt."""
     st: dict[str, Any] = {"torch_rng": torch.get_rng_state()}

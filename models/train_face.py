@@ -31,9 +31,11 @@ from edge.models.train_common import (
     config_json,
     data_hash,
     hardware,
+    load_last,
     random_state,
     refuse_other_settings,
     restore_random_state,
+    save_last,
     seed_everything,
 )
 from edge.plots import plot_roc
@@ -155,8 +157,8 @@ RESUMABLE_CHANGES = ("epochs", "patience", "threads", "device", "eval_epochs")
 
 def _resume_state(last: Path, cfg: FaceConfig) -> dict[str, Any]:
     """``last.pt`` of an interrupted run, refused when it was trained with other settings than ``cfg``."""
-    st = torch.load(last, map_location="cpu", weights_only=False)
-    refuse_other_settings(last, st["config"], cfg, RESUMABLE_CHANGES)
+    st = load_last(last)
+    refuse_other_settings(last, st.get("config"), cfg, RESUMABLE_CHANGES)
     return st
 
 
@@ -282,7 +284,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "best": best,
+        save_last({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "best": best,
                     "best_state": best_state, "history": history, "stale": stale, "at_epochs": at_epochs,
                     "gen": gen.get_state(), **random_state(), "rng": rng.bit_generator.state,
                     "config": config_json(cfg)}, last)

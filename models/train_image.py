@@ -27,9 +27,11 @@ from edge.models.train_common import (
     config_json,
     data_hash,
     hardware,
+    load_last,
     random_state,
     refuse_other_settings,
     restore_random_state,
+    save_last,
     seed_everything,
 )
 from edge.plots import plot_confusion
@@ -446,7 +448,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     if cfg.init and not (resume and last.exists()):
         init_from(model, Path(cfg.init), cfg.family, classes, log)
     if resume and last.exists():
-        st = torch.load(last, map_location="cpu", weights_only=False)
+        st = load_last(last)
         refuse_other_settings(last, st.get("config"), cfg, RESUMABLE_CHANGES)
         if st.get("data_hash", dhash) != dhash:
             raise EdgeError(f"--resume: {last} was trained on other pictures (--data {data or 'default'} lists "
@@ -506,7 +508,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
             best_acc, best_state = val_acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+        save_last({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch, "best_acc": best_acc, "history": history, "stale": stale,
                     "best_state": best_state, "gen": gen.get_state(), **random_state(),
                     **({"np_rng": np_rng.bit_generator.state} if pool is not None else {}),

@@ -253,6 +253,9 @@ def test_face_run_interrupted_and_resumed_ends_as_the_whole_run(tmp_path):
                                                                       for e in (3, 4, 5)])
     with pytest.raises(EdgeError, match=r"other settings \(lr 0.001 -> 0.01\)"):
         train_face(cfg(lr=0.01), tmp_path / "cut", log=lambda *_: None, resume=True)
+    (tmp_path / "cut" / "last.pt").write_bytes((tmp_path / "cut" / "last.pt").read_bytes()[:5000])  # cut short
+    with pytest.raises(EdgeError, match="last.pt cannot be read .*delete it to start over"):
+        train_face(cfg(), tmp_path / "cut", log=lambda *_: None, resume=True)
     if not torch.cuda.is_available():
         with pytest.raises(EdgeError, match="no CUDA device"):
             train_face(cfg(device="cuda"), tmp_path / "gpu", log=lambda *_: None)
@@ -623,3 +626,29 @@ def test_a_classifier_run_on_a_users_folder_is_checked_on_that_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert read_checkpoint(tmp_path / "ens" / "best.pt")["meta"]["data"] == meta["data"]
     assert json.loads(r.stdout)["test"]["n"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["n"]
+
+
+@pytest.mark.skipif(not has["faces/orl"], reason="faces not present")
+def test_ctrl_c_during_edge_train_says_how_to_go_on_and_resume_does(tmp_path):
+    """The real CLI: SIGINT after the first epoch's line -> exit 130 and the --resume hint; the same command with
+    --resume starts after the last saved epoch and finishes."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "edge", "train", "face", "--imgsz", "32", "--epochs", "60", "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # the log line, not the progress bar's "epoch 1:  7%|"
+        if line.startswith("epoch 1: loss"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    assert f"{out / 'last.pt'} holds the last finished epoch" in rest and "--resume" in rest
+    done = torch.load(out / "last.pt", weights_only=False)["epoch"]
+    r = run_edge("train", "face", "--imgsz", "32", "--epochs", str(done + 1), "--out", str(out), "--resume",
+                 cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed at epoch {done}" in r.stderr and json.loads((out / "metrics.json").read_text())["history"][-1][
+        "epoch"] == done + 1
