@@ -367,10 +367,10 @@ def _interruptible(train: Any, out: Path) -> Any:
     try:
         return train()
     except KeyboardInterrupt:
-        last = out / "last.pt"
-        if last.exists():
-            print(f"edge: interrupted; {last} holds the last finished epoch: the same command with --resume goes on "
-                  "from there", file=sys.stderr)
+        saved = sorted(out.rglob("last.pt"), key=lambda f: f.stat().st_mtime) if out.is_dir() else []
+        if saved:  # a grid's is in its cell's folder
+            print(f"edge: interrupted; {saved[-1]} holds the last finished epoch: the same command with --resume "
+                  "goes on from there", file=sys.stderr)
         raise
 
 
@@ -422,7 +422,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             from edge.models.train_face import train_face_grid
 
             out = Path(a.out or f"runs/{recipe}-grid")
-            g = train_face_grid(fc, out, cells=_grid_cells(a.grid_cell), resume=a.resume)
+            g = _interruptible(lambda: train_face_grid(fc, out, cells=_grid_cells(a.grid_cell), resume=a.resume), out)
             if a.json:
                 _print_json(g)
             else:

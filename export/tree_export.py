@@ -40,7 +40,9 @@ def weather_rows() -> tuple[np.ndarray, str]:
         return np.concatenate([table.X, drawn]), f"real: every valid row of {path.name} ({len(table.X)} rows){also}"
     except EdgeError:
         (t0, t1), (h0, h1), (w0, w1) = station_range(cfg)
-        t, h, w = np.meshgrid(np.arange(t0, t1 + 1, 1.0), np.arange(h0, h1 + 5, 5.0), np.arange(w0, w1 + 6, 6.0))
+        # about 1 C, 5 % and 6 km/h apart, both ends included whatever the config's range
+        t, h, w = np.meshgrid(*(np.linspace(a, b, max(2, round((b - a) / step) + 1))
+                                for (a, b), step in zip(((t0, t1), (h0, h1), (w0, w1)), (1.0, 5.0, 6.0))))
         grid = np.stack([t.ravel(), h.ravel(), w.ravel()], 1)
         return np.concatenate([grid, drawn]), f"synthetic: a grid over the station's range ({len(grid)} rows){also}"
 
