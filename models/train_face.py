@@ -304,7 +304,7 @@ def train_face(cfg: FaceConfig, out: Path, log: Any = None, resume: bool = False
     metrics = {"family": "face", "protocol": cfg.protocol, "val": val, "test": test, "test_best_threshold": test_oracle,
                "history": history, "at_epochs": at_epochs,
                "wall_minutes": timer.minutes, "hardware": hardware(cfg.device),
-               "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
+               "config": config_json(cfg),
                "data": {"train_people": int(len(people)), "val_people": int(len(np.unique(xs["val"][1]))),
                         "test_people": int(len(np.unique(xs["test"][1]))), "train_images": int(len(xtr)),
                         "distill_images": int(len(xd)) if xd is not None else 0,
@@ -364,7 +364,7 @@ def train_face_grid(base: FaceConfig, out: Path, log: Any = None,
                              "f1": t["f1"], "f1_balanced": t["f1_balanced"], "f1_best_threshold": o["f1"],
                              "eer": t["eer"], "roc_auc": t["roc_auc"], "threshold": t["threshold"]})
     grid = {"protocol": "paper", "epochs": list(checkpoints), "rows": rows, "wall_minutes": timer.minutes,
-            "hardware": hardware(base.device), "config": {**asdict(base), "augment": asdict(base.augment)}}
+            "hardware": hardware(base.device), "config": config_json(base)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid, indent=2) + "\n")
     (out / "grid.md").write_text(grid_table(grid))
@@ -378,7 +378,7 @@ def _finished_run(run: Path, cfg: FaceConfig) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     want = config_json(cfg)
-    default = json.loads(json.dumps(asdict(FaceConfig())))
+    default = config_json(FaceConfig())
     have = dict(m.get("config", {}))
     if "augment" in have:  # augmentation settings added later count as their (off) defaults too
         have["augment"] = {**json.loads(json.dumps(asdict(AugmentConfig()))), **have["augment"]}

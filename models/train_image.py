@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -525,7 +525,7 @@ def train_classifier(cfg: TrainConfig, out: Path, data: Path | None = None, resu
     test.update(beyond_test(model, xt, yt, spec, cfg.eval_shifts, masks["test"] if masks is not None else None, log))
     metrics = {
         "family": cfg.family, "val": val, "test": test, "history": history, "wall_minutes": timer.minutes,
-        "hardware": hardware(cfg.device), "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
+        "hardware": hardware(cfg.device), "config": config_json(cfg),
         "data": {"train": len(xtr), "val": len(xs["val"][0]), "test": len(xt),
                  "hash": dhash,
                  "source": str(data) if data else fam.dataset, **({"split": split.note} if split.note else {})},
